@@ -1,0 +1,18 @@
+# The two commands a newcomer needs are `make dev` and `make test`; see README.md.
+.PHONY: dev test lint fmt build lambda-build
+
+dev: ## Run the whole store locally on http://127.0.0.1:8080
+	@scripts/dev.sh
+
+test: ## Lint and run every test against a throw-away PostgreSQL
+	@scripts/test.sh
+
+lint: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+lambda-build: ## Build every function for Lambda (arm64, provided.al2023)
+	@scripts/lambda-build.sh

@@ -1,0 +1,166 @@
+//! The one error type of the API and its mapping to HTTP. Every handler returns
+//! `Result<_, AppError>`; nothing else decides a status code or an error body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input that parsed but broke a rule; names the offending field.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("malformed JSON body: {0}")]
+    MalformedJson(String),
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("Authorization header required")]
+    MissingToken,
+    #[error("Invalid header format")]
+    InvalidAuthHeader,
+    #[error("Invalid or expired token")]
+    InvalidToken,
+    #[error("Invalid email or password")]
+    InvalidCredentials,
+    #[error("Admins only")]
+    AdminOnly,
+
+    #[error("Product not found")]
+    ProductNotFound { product_id: i64 },
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+
+    #[error("email is already registered")]
+    EmailTaken,
+    #[error("sku is already used by another product")]
+    SkuTaken,
+    #[error("Out of stock")]
+    OutOfStock { product_id: i64 },
+
+    /// The database (or pool) cannot be reached; the client may retry.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A fault on our side; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_id: Option<i64>,
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } | Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MissingToken | Self::InvalidAuthHeader | Self::InvalidToken | Self::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::AdminOnly => StatusCode::FORBIDDEN,
+            Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable snake_case identifier that programs switch on; documented in the README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid_input",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::MissingToken => "missing_token",
+            Self::InvalidAuthHeader => "invalid_auth_header",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::AdminOnly => "admin_only",
+            Self::ProductNotFound { .. } => "product_not_found",
+            Self::RouteNotFound(_) => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::EmailTaken => "email_taken",
+            Self::SkuTaken => "sku_taken",
+            Self::OutOfStock { .. } => "out_of_stock",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = %self, cause = %cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(error = %self, cause = %cause, "request failed"),
+            _ => tracing::debug!(error = %self, status = status.as_u16(), "request rejected"),
+        }
+        let body = ErrorBody {
+            error: self.to_string(),
+            code: self.code(),
+            field: match &self {
+                Self::Invalid { field, .. } => Some(field),
+                _ => None,
+            },
+            product_id: match self {
+                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(product_id),
+                _ => None,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Unavailable(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED && !matches!(self, Self::InvalidCredentials) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AppError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
+}
+
+impl From<tokio_postgres::Error> for AppError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if err.is_closed() {
+            Self::Unavailable(Box::new(err))
+        } else {
+            Self::Internal(Box::new(err))
+        }
+    }
+}

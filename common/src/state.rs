@@ -1,0 +1,30 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use deadpool_postgres::Pool;
+
+use crate::auth::Jwt;
+use crate::config::Config;
+use crate::db::{self, DbError};
+
+/// What handlers share: built once per process (per Lambda execution environment).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Pool,
+    pub jwt: Arc<Jwt>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Result<Self, DbError> {
+        Ok(Self {
+            db: db::pool(&config.database_url, config.db_pool_size)?,
+            jwt: Arc::new(Jwt::new(&config.jwt_secret, config.jwt_ttl)),
+        })
+    }
+}
+
+impl FromRef<AppState> for Arc<Jwt> {
+    fn from_ref(state: &AppState) -> Self {
+        state.jwt.clone()
+    }
+}

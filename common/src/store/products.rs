@@ -1,0 +1,95 @@
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+
+use crate::domain::{Cents, Description, ProductId, ProductName, Sku, Stock};
+use crate::error::AppError;
+
+/// A product as the API shows it; `stock` is the sum of its stock buckets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub price: i64,
+    pub sku: String,
+    pub stock: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+pub struct NewProduct {
+    pub name: ProductName,
+    pub description: Description,
+    pub price: Cents,
+    pub sku: Sku,
+    pub stock: Stock,
+}
+
+const COLUMNS: &str = "p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
+     (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock";
+
+fn product(row: &Row) -> Result<Product, AppError> {
+    Ok(Product {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        price: row.try_get("price")?,
+        sku: row.try_get("sku")?,
+        stock: row.try_get("stock")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Inserts the product and spreads its stock evenly over its buckets, in one statement.
+/// A taken SKU is [`AppError::SkuTaken`].
+pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product, AppError> {
+    const SQL: &str = "\
+        WITH p AS ( \
+            INSERT INTO products (name, description, price, sku) VALUES ($1, $2, $3, $4) \
+            RETURNING id, name, description, price, sku, stock_buckets, created_at, updated_at \
+        ), s AS ( \
+            INSERT INTO product_stock (product_id, bucket, stock) \
+            SELECT p.id, b, $5 / p.stock_buckets + (b < $5 % p.stock_buckets)::INT \
+              FROM p, generate_series(0, p.stock_buckets - 1) AS b \
+        ) \
+        SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
+               $5::BIGINT AS stock FROM p";
+    let rows = db
+        .query_typed(
+            SQL,
+            &[
+                (&new.name.as_str(), Type::TEXT),
+                (&new.description.as_str(), Type::TEXT),
+                (&new.price.get(), Type::INT8),
+                (&new.sku.as_str(), Type::TEXT),
+                (&new.stock.get(), Type::INT4),
+            ],
+        )
+        .await
+        .map_err(|err| match super::unique_violation(&err) {
+            Some("products_sku_key") => AppError::SkuTaken,
+            _ => err.into(),
+        })?;
+    super::single(&rows, product)
+}
+
+pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, AppError> {
+    let sql = format!("SELECT {COLUMNS} FROM products p WHERE p.id = $1");
+    let rows = db.query_typed(&sql, &[(&id.get(), Type::INT8)]).await?;
+    rows.first().map(product).transpose()
+}
+
+/// Up to `limit` products with an id above `after`, in id order (keyset pagination).
+pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, AppError> {
+    let sql = format!("SELECT {COLUMNS} FROM products p WHERE p.id > $1 ORDER BY p.id LIMIT $2");
+    let rows = db
+        .query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)])
+        .await?;
+    rows.iter().map(product).collect()
+}

@@ -1,0 +1,84 @@
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+
+use crate::domain::{Email, Role, UserId};
+use crate::error::AppError;
+
+/// A user as the API shows it: never the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// What login needs to check a password and issue a token.
+pub struct Credentials {
+    pub id: UserId,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+const USER_COLUMNS: &str = "id, email, role, created_at";
+
+fn user(row: &Row) -> Result<User, AppError> {
+    Ok(User {
+        id: UserId::new(row.try_get("id")?),
+        email: row.try_get("email")?,
+        role: role(row.try_get("role")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn role(raw: &str) -> Result<Role, AppError> {
+    Role::from_db(raw).ok_or_else(|| AppError::Internal(format!("unknown role {raw:?} in users").into()))
+}
+
+/// Inserts a user with the `user` role; a taken email is [`AppError::EmailTaken`].
+pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
+    let sql = format!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING {USER_COLUMNS}");
+    let rows = db
+        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
+        .await
+        .map_err(|err| match super::unique_violation(&err) {
+            Some("users_email_key") => AppError::EmailTaken,
+            _ => err.into(),
+        })?;
+    super::single(&rows, user)
+}
+
+pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, AppError> {
+    let rows = db
+        .query_typed(
+            "SELECT id, role, password_hash FROM users WHERE email = $1",
+            &[(&email.as_str(), Type::TEXT)],
+        )
+        .await?;
+    rows.first()
+        .map(|row| {
+            Ok(Credentials {
+                id: UserId::new(row.try_get("id")?),
+                role: role(row.try_get("role")?)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+}
+
+/// Creates an admin, or makes an existing account an admin with this password.
+pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
+    let sql = format!(
+        "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin') \
+         ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
+         RETURNING {USER_COLUMNS}"
+    );
+    let rows = db
+        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
+        .await?;
+    super::single(&rows, user)
+}

@@ -1,0 +1,45 @@
+//! POST /api/v1/products (admin only): adds a product to the catalogue.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use common::auth::Admin;
+use common::domain::{Cents, Description, ProductName, Sku, Stock, optional, required};
+use common::http::ApiJson;
+use common::store::products::{self, NewProduct, Product};
+use common::{AppError, AppState};
+use serde::Deserialize;
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/products", post(create_product))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct NewProductRequest {
+    name: Option<String>,
+    description: Option<String>,
+    price: Option<i64>,
+    sku: Option<String>,
+    stock: Option<i64>,
+}
+
+async fn create_product(
+    Admin(_): Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewProductRequest>,
+) -> Result<(StatusCode, Json<Product>), AppError> {
+    let new = NewProduct {
+        name: required("name", body.name, ProductName::parse)?,
+        description: optional("description", body.description, Description::parse)?.unwrap_or_default(),
+        price: required("price", body.price, Cents::parse)?,
+        sku: required("sku", body.sku, Sku::parse)?,
+        stock: optional("stock", body.stock, Stock::parse)?.unwrap_or(Stock::ZERO),
+    };
+
+    let product = products::create(&**state.db.get().await?, &new).await?;
+
+    Ok((StatusCode::CREATED, Json(product)))
+}

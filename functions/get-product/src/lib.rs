@@ -1,0 +1,24 @@
+//! GET /api/v1/products/{id}: one product.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use common::domain::{ProductId, required};
+use common::store::products::{self, Product};
+use common::{AppError, AppState};
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/products/{id}", get(get_product))
+        .with_state(state)
+}
+
+async fn get_product(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Json<Product>, AppError> {
+    let id = required("id", Some(raw_id), ProductId::parse_str)?;
+
+    let product = products::get(&**state.db.get().await?, id).await?;
+
+    product
+        .map(Json)
+        .ok_or(AppError::ProductNotFound { product_id: id.get() })
+}

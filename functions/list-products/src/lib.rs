@@ -1,0 +1,24 @@
+//! GET /api/v1/products: the catalogue, in id order, a page at a time.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use common::http::{Page, PathPrefix};
+use common::store::products;
+use common::{AppError, AppState};
+
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/products", get(list_products))
+        .with_state(state)
+}
+
+async fn list_products(
+    State(state): State<AppState>,
+    PathPrefix(prefix): PathPrefix,
+    page: Page,
+) -> Result<Response, AppError> {
+    let rows = products::list(&**state.db.get().await?, page.after, page.fetch_limit()).await?;
+    Ok(page.respond(rows, |p| p.id, &format!("{prefix}/api/v1/products")))
+}

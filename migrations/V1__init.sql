@@ -1,0 +1,153 @@
+-- Users, products with bucketed stock, orders with their lines, and the order function.
+
+CREATE TABLE users (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The application stores emails trimmed and lower-cased, so this is case-insensitive.
+    email         TEXT NOT NULL CONSTRAINT users_email_key UNIQUE,
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE products (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name          TEXT NOT NULL,
+    description   TEXT NOT NULL DEFAULT '',
+    price         BIGINT NOT NULL CHECK (price >= 0),
+    sku           TEXT NOT NULL CONSTRAINT products_sku_key UNIQUE,
+    -- How many rows of product_stock hold this product's stock (see below).
+    stock_buckets SMALLINT NOT NULL DEFAULT 16 CHECK (stock_buckets BETWEEN 1 AND 64),
+    created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- A product's stock is the sum of its buckets. One row per product would make every
+-- concurrent order of a popular product wait for the previous order's commit; spread over
+-- buckets, orders that pick different buckets commit in parallel. Each bucket is never
+-- negative, so the sum is never negative. fillfactor leaves room for HOT updates.
+CREATE TABLE product_stock (
+    product_id BIGINT NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+    bucket     SMALLINT NOT NULL,
+    stock      INT NOT NULL CHECK (stock >= 0),
+    PRIMARY KEY (product_id, bucket)
+) WITH (fillfactor = 50);
+
+CREATE TABLE orders (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id    BIGINT NOT NULL REFERENCES users (id),
+    total      BIGINT NOT NULL CHECK (total >= 0),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX orders_user_id_id_idx ON orders (user_id, id DESC);
+
+CREATE TABLE order_items (
+    order_id   BIGINT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    product_id BIGINT NOT NULL REFERENCES products (id),
+    quantity   INT NOT NULL CHECK (quantity > 0),
+    unit_price BIGINT NOT NULL CHECK (unit_price >= 0),
+    PRIMARY KEY (order_id, product_id)
+);
+CREATE INDEX order_items_product_id_idx ON order_items (product_id);
+
+-- Takes p_quantity units of one product's stock, or raises GS409 when the product has
+-- fewer. Locks only what it decrements. Never treats a locked bucket as empty: it waits.
+CREATE FUNCTION take_stock(p_product_id BIGINT, p_buckets INT, p_quantity INT)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_bucket    SMALLINT := floor(random() * p_buckets)::SMALLINT;
+    v_available BIGINT;
+    v_left      INT := p_quantity;
+    v_take      INT;
+    r           RECORD;
+BEGIN
+    -- Fast path: a random bucket covers the line. Waits for that bucket's lock only.
+    UPDATE product_stock SET stock = stock - p_quantity
+     WHERE product_id = p_product_id AND bucket = v_bucket AND stock >= p_quantity;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
+    -- Committed stock only shrinks under orders, so an unlocked read that finds too little
+    -- is already the answer; otherwise try one bucket that looked big enough.
+    SELECT coalesce(sum(stock), 0),
+           (array_agg(bucket ORDER BY random()) FILTER (WHERE stock >= p_quantity))[1]
+      INTO v_available, v_bucket
+      FROM product_stock WHERE product_id = p_product_id;
+    IF v_available < p_quantity THEN
+        RAISE EXCEPTION USING ERRCODE = 'GS409', MESSAGE = 'out of stock',
+                              DETAIL = p_product_id::TEXT;
+    END IF;
+    IF v_bucket IS NOT NULL THEN
+        UPDATE product_stock SET stock = stock - p_quantity
+         WHERE product_id = p_product_id AND bucket = v_bucket AND stock >= p_quantity;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    -- Slow path: no single bucket covers the line (low stock or a big quantity). Lock every
+    -- bucket in bucket order, so two slow paths on one product cannot deadlock, and take
+    -- what the line needs from as many buckets as it takes.
+    PERFORM 1 FROM product_stock WHERE product_id = p_product_id ORDER BY bucket FOR UPDATE;
+    SELECT coalesce(sum(stock), 0) INTO v_available
+      FROM product_stock WHERE product_id = p_product_id;
+    IF v_available < p_quantity THEN
+        RAISE EXCEPTION USING ERRCODE = 'GS409', MESSAGE = 'out of stock',
+                              DETAIL = p_product_id::TEXT;
+    END IF;
+    FOR r IN SELECT bucket, stock FROM product_stock
+              WHERE product_id = p_product_id AND stock > 0 ORDER BY bucket LOOP
+        v_take := least(r.stock, v_left);
+        UPDATE product_stock SET stock = stock - v_take
+         WHERE product_id = p_product_id AND bucket = r.bucket;
+        v_left := v_left - v_take;
+        EXIT WHEN v_left = 0;
+    END LOOP;
+END;
+$$;
+
+-- Places one order in the caller's transaction (one round trip in autocommit). Lines must
+-- come merged and sorted by product id: stock is taken in that order, so two orders for
+-- the same products cannot deadlock. Raises GS404 for an unknown product, GS409 when one
+-- is short; either way nothing is written. The order rows are inserted before any stock
+-- row is locked, so the locks are held for the stock updates and the commit only.
+CREATE FUNCTION place_order(p_user_id BIGINT, p_product_ids BIGINT[], p_quantities INT[])
+RETURNS TABLE (order_id BIGINT, created_at TIMESTAMPTZ, product_id BIGINT, quantity INT,
+               unit_price BIGINT)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_prices  BIGINT[];
+    v_buckets INT[];
+    v_missing BIGINT;
+    v_order   BIGINT;
+    v_created TIMESTAMPTZ;
+BEGIN
+    SELECT array_agg(p.price ORDER BY l.ord), array_agg(p.stock_buckets ORDER BY l.ord),
+           min(l.id) FILTER (WHERE p.id IS NULL)
+      INTO v_prices, v_buckets, v_missing
+      FROM unnest(p_product_ids) WITH ORDINALITY AS l (id, ord)
+      LEFT JOIN products p ON p.id = l.id;
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'GS404', MESSAGE = 'product not found',
+                              DETAIL = v_missing::TEXT;
+    END IF;
+
+    INSERT INTO orders (user_id, total)
+    SELECT p_user_id, sum(q::BIGINT * pr)
+      FROM unnest(p_quantities, v_prices) AS t (q, pr)
+    RETURNING orders.id, orders.created_at INTO v_order, v_created;
+
+    INSERT INTO order_items (order_id, product_id, quantity, unit_price)
+    SELECT v_order, t.pid, t.q, t.pr FROM unnest(p_product_ids, p_quantities, v_prices) AS t (pid, q, pr);
+
+    FOR i IN 1 .. cardinality(p_product_ids) LOOP
+        PERFORM take_stock(p_product_ids[i], v_buckets[i], p_quantities[i]);
+    END LOOP;
+
+    RETURN QUERY
+    SELECT v_order, v_created, t.pid, t.q, t.pr
+      FROM unnest(p_product_ids, p_quantities, v_prices) AS t (pid, q, pr);
+END;
+$$;

@@ -1,0 +1,96 @@
+# Shared shell helpers for make dev / make test / make bench. Source it; do not run it.
+# Services are project-local: data under the given directory, loopback only, stopped by id.
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $*"; fi
+}
+
+# apt_install PKG...: installs the Debian packages that are missing.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+    || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; } \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+pg_bin() {
+  local dir
+  dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] || return 1
+  printf '%s\n' "$dir"
+}
+
+ensure_postgres() {
+  pg_bin >/dev/null || apt_install postgresql
+  PGBIN=$(pg_bin) || die "PostgreSQL server binaries not found after install"
+  export PGBIN
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port START: first port from START on that nothing listens on.
+free_port() {
+  local port=$1
+  while ! port_free "$port"; do port=$((port + 1)); done
+  printf '%s\n' "$port"
+}
+
+# The server refuses to run as root; run it as the postgres (or nobody) user then.
+pg_user() {
+  if [ "$(id -u)" != 0 ]; then return 0; fi
+  if id postgres >/dev/null 2>&1; then echo postgres; else echo nobody; fi
+}
+
+as_pg() {
+  local user
+  user=$(pg_user)
+  if [ -n "$user" ]; then runuser -u "$user" -- "$@"; else "$@"; fi
+}
+
+# pg_start DIR PORT [extra postgresql.conf lines...]: starts (initialising if needed) a
+# cluster in DIR on 127.0.0.1:PORT with trust auth for the postgres role.
+pg_start() {
+  local dir=$1 port=$2
+  shift 2
+  mkdir -p "$dir"
+  local user
+  user=$(pg_user)
+  [ -n "$user" ] && chown "$user" "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    {
+      echo "listen_addresses = '127.0.0.1'"
+      echo "unix_socket_directories = ''"
+      for line in "$@"; do echo "$line"; done
+    } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+  fi
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null \
+    || { tail -n 20 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+  echo "$port" >"$dir/port"
+}
+
+pg_stop() {
+  local dir=$1
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+pg_running() { [ -f "$1/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$1/data" status >/dev/null 2>&1; }
+
+# cargo_nextest: installs cargo-nextest when the machine lacks it.
+ensure_nextest() {
+  cargo nextest --version >/dev/null 2>&1 && return 0
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked >/dev/null || die "cargo install cargo-nextest failed"
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make test: lint, then every test against a throw-away PostgreSQL started here and stopped
+# at the end. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_postgres
+ensure_nextest
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+dir=.test/pg
+pg_stop "$dir" 2>/dev/null || true
+rm -rf "$dir"
+port=$(free_port 55432)
+trap 'pg_stop "$dir"' EXIT
+log "starting PostgreSQL on 127.0.0.1:$port"
+# Durability off: this cluster lives for one test run.
+pg_start "$dir" "$port" "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
+export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+
+log "cargo nextest run"
+cargo nextest run --workspace --no-fail-fast

@@ -1,0 +1,85 @@
+//! The whole API in one process: every function's router merged, served over plain HTTP.
+
+use std::time::Duration;
+
+use axum::Router;
+use common::AppState;
+use common::http::finish;
+use tokio::net::TcpListener;
+
+/// Every HTTP function's routes on one router: the same handlers the Lambdas run.
+pub fn app(state: AppState) -> Router {
+    let routes = [
+        register::routes,
+        login::routes,
+        list_products::routes,
+        get_product::routes,
+        create_product::routes,
+        create_order::routes,
+    ];
+    finish(
+        routes
+            .iter()
+            .fold(Router::new(), |app, routes| app.merge(routes(state.clone()))),
+    )
+}
+
+/// How long in-flight requests may run after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests
+/// [`DRAIN_TIMEOUT`] to finish before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after shutdown signal; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,143 @@
+//! `gamestore`: run the whole store locally, migrate a database, seed an admin or demo data.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use common::config::{self, Config};
+use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
+use common::store::{products, users};
+use common::{AppError, AppState, auth, db, telemetry};
+use deadpool_postgres::Pool;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(version, about = "The game store API in one local process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every function's routes over HTTP (applies pending migrations first).
+    Serve {
+        #[arg(long, env = "BIND", default_value = "127.0.0.1")]
+        bind: IpAddr,
+        #[arg(long, env = "PORT", default_value_t = 8080)]
+        port: u16,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Create an admin account, or make an existing account an admin with this password.
+    SeedAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Add a few demo products (skipped when their SKUs exist).
+    SeedDemo,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init_local();
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run(command: Command) -> Result<(), Error> {
+    if let Command::Serve { bind, port } = command {
+        return serve(bind, port).await;
+    }
+    let pool = db::pool(&config::database_url()?, 1)?;
+    match command {
+        Command::Serve { .. } | Command::Migrate => db::migrate(&pool).await?,
+        Command::SeedAdmin { email, password } => {
+            let email = Email::parse(email).map_err(|e| format!("--email {}", e.0))?;
+            let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
+            let hash = auth::hash_password(password).await?;
+            let admin = users::upsert_admin(&**pool.get().await?, &email, &hash).await?;
+            tracing::info!(id = admin.id.get(), email = %admin.email, "admin account ready");
+        }
+        Command::SeedDemo => seed_demo(&pool).await?,
+    }
+    pool.close();
+    Ok(())
+}
+
+async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
+    let state = AppState::new(&Config::from_env()?)?;
+    db::migrate(&state.db).await?;
+    let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving the game store API");
+    let pool = state.db.clone();
+    gamestore::serve(listener, state, gamestore::shutdown_signal()).await?;
+    pool.close();
+    Ok(())
+}
+
+const DEMO_PRODUCTS: &[(&str, &str, i64, &str, i64)] = &[
+    (
+        "Stardew Valley",
+        "Farming life sim with a town full of secrets.",
+        1499,
+        "DEMO-STARDEW",
+        100,
+    ),
+    (
+        "Hollow Knight",
+        "Hand-drawn action adventure in a ruined kingdom.",
+        1499,
+        "DEMO-HOLLOW",
+        50,
+    ),
+    (
+        "Celeste",
+        "Climb a mountain, one tight jump at a time.",
+        1999,
+        "DEMO-CELESTE",
+        25,
+    ),
+    (
+        "Hades",
+        "Roguelike dungeon crawler out of the underworld.",
+        2499,
+        "DEMO-HADES",
+        10,
+    ),
+    (
+        "Limited Collector's Edition",
+        "Only three ever made: try buying the fourth.",
+        9999,
+        "DEMO-LIMITED",
+        3,
+    ),
+];
+
+async fn seed_demo(pool: &Pool) -> Result<(), Error> {
+    let client = pool.get().await?;
+    for &(name, description, price, sku, stock) in DEMO_PRODUCTS {
+        let new = products::NewProduct {
+            name: ProductName::parse(name.into()).map_err(|e| e.0)?,
+            description: Description::parse(description.into()).map_err(|e| e.0)?,
+            price: Cents::parse(price).map_err(|e| e.0)?,
+            sku: Sku::parse(sku.into()).map_err(|e| e.0)?,
+            stock: Stock::parse(stock).map_err(|e| e.0)?,
+        };
+        match products::create(&**client, &new).await {
+            Ok(product) => tracing::info!(id = product.id, sku, "demo product added"),
+            Err(AppError::SkuTaken) => tracing::info!(sku, "demo product already present"),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
