@@ -105,6 +105,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    // serde would also read a struct from an array; the API only takes objects.
+    if body.trim_ascii_start().first().is_some_and(|b| *b != b'{') {
+        return Err(AppError::MalformedJson("the body must be a JSON object".into()));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let field = err.path().to_string();
