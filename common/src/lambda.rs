@@ -17,9 +17,19 @@ pub type Error = lambda_http::Error;
 
 /// Runs `routes` as this Lambda's handler. Called from each function's `main`.
 pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
+    serve_http(init()?, routes).await
+}
+
+/// Logs, configuration and state, once per execution environment; a function that needs
+/// more in its state (register: the queue publisher) adds it, then calls [`serve_http`].
+pub fn init() -> Result<AppState, Error> {
     telemetry::init_lambda();
     let config = Config::from_env().inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
-    let state = AppState::new(&config)?;
+    Ok(AppState::new(&config)?)
+}
+
+/// Serves `routes` over `state` as this Lambda's handler, closing the pool on shutdown.
+pub async fn serve_http(state: AppState, routes: fn(AppState) -> Router) -> Result<(), Error> {
     let pool = state.db.clone();
     lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
         pool.close();

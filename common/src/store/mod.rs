@@ -1,6 +1,7 @@
 //! SQL, grouped by aggregate. Nothing outside this module writes SQL.
 
 pub mod orders;
+pub mod outbox;
 pub mod products;
 pub mod users;
 
