@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::Router;
 use common::AppState;
 use common::http::finish;
-use common::mail::{self, MailConfig};
+use common::mail::{self, MailConfig, Mailer};
 use common::outbox::{self, SweepConfig};
-use common::queue::{self, QueueConfig};
+use common::queue::{self, Consumer, QueueConfig};
 use deadpool_postgres::Pool;
 use email_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
@@ -103,25 +103,24 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the worker polling `queue` and the sweeper republishing through `state`'s
-    /// publisher (`state` must have one to sweep).
-    pub async fn start(
+    /// Starts the worker (`consumer` → `mailer`) and, when `state` has a publisher, the
+    /// sweeper republishing through it.
+    pub fn start(
         state: &AppState,
-        queue: &QueueConfig,
-        mail: &MailConfig,
+        consumer: Arc<dyn Consumer>,
+        mailer: Arc<dyn Mailer>,
         worker: WorkerOptions,
         sweep: SweepConfig,
-    ) -> Result<Self, Error> {
+    ) -> Self {
         let (stop, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let consumer = queue::consumer(queue).await?;
-        let worker = Worker::new(state.db.clone(), mail::mailer(mail).await?, worker);
+        let worker = Worker::new(state.db.clone(), mailer, worker);
         let worker_stop = stopped(stop.subscribe());
         tasks.spawn(async move { worker.run(consumer.as_ref(), worker_stop).await });
         if let Some(publisher) = state.publisher.clone() {
             tasks.spawn(outbox::run_sweeper(state.db.clone(), publisher, sweep, stopped(stop.subscribe())));
         }
-        Ok(Self { tasks, stop })
+        Self { tasks, stop }
     }
 
     /// Stops both tasks after their current batch.
@@ -139,7 +138,7 @@ pub async fn run_worker(
     options: WorkerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let consumer: Arc<dyn queue::Consumer> = queue::consumer(queue).await?;
+    let consumer: Arc<dyn Consumer> = queue::consumer(queue).await?;
     let worker = Worker::new(db, mail::mailer(mail).await?, options);
     tracing::info!(queue = %queue.url, "email worker polling");
     worker.run(consumer.as_ref(), shutdown).await;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use common::config::{self, Config};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
 use common::store::{products, users};
-use common::mail::MailConfig;
+use common::mail::{self, MailConfig};
 use common::outbox::SweepConfig;
 use common::queue::{self, QueueConfig};
 use common::{AppError, AppState, auth, db, telemetry};
@@ -101,8 +101,13 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
         Some(queue) => {
             state = state.with_publisher(queue::publisher(&queue).await?);
             let mail = MailConfig::from_env()?;
-            let pipeline =
-                Pipeline::start(&state, &queue, &mail, WorkerOptions::from_env()?, SweepConfig::from_env()?).await?;
+            let pipeline = Pipeline::start(
+                &state,
+                queue::consumer(&queue).await?,
+                mail::mailer(&mail).await?,
+                WorkerOptions::from_env()?,
+                SweepConfig::from_env()?,
+            );
             tracing::info!(queue = %queue.url, mailer = ?mail.backend, "email worker and outbox sweeper running");
             Some(pipeline)
         }

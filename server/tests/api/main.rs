@@ -5,6 +5,7 @@
 
 mod auth;
 mod bad_input;
+mod email;
 mod helpers;
 mod lambda_events;
 mod orders;
