@@ -201,6 +201,9 @@ impl Worker {
     }
 
     async fn handle_deliveries(&self, consumer: &dyn Consumer, deliveries: &[Delivery]) {
+        if deliveries.is_empty() {
+            return;
+        }
         let outcomes = join_all(deliveries.iter().map(|d| self.handle(&d.body))).await;
         pause(self.options.pause_before_ack, "before ack").await;
         for (delivery, outcome) in deliveries.iter().zip(outcomes) {

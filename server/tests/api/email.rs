@@ -331,6 +331,10 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
+    eventually(Duration::from_secs(30), "the publish", || async {
+        app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await == 1
+    })
+    .await;
     // Received, mailed and recorded, not acknowledged: then SIGKILL.
     eventually(Duration::from_secs(30), "the first worker's mail", || async { mails.count_to(&ann) == 1 }).await;
     assert_eq!(pending(&mut conn, &queue).await, 1, "the message must still be unacknowledged");
