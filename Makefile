@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are `make dev` and `make test`; see README.md.
-.PHONY: dev test lint fmt build lambda-build
+.PHONY: dev test lint fmt build lambda-build localstack dev-lambda
 
 dev: ## Run the whole store locally on http://127.0.0.1:8080
 	@scripts/dev.sh
@@ -16,3 +16,9 @@ fmt:
 
 lambda-build: ## Build every function for Lambda (arm64, provided.al2023)
 	@scripts/lambda-build.sh
+
+localstack: ## LocalStack (SQS, SES, Secrets Manager) on 127.0.0.1:4566, no Docker; Ctrl-C stops it
+	@localstack/run.sh foreground .dev/localstack $${LOCALSTACK_PORT:-4566}
+
+dev-lambda: ## The Lambda binaries under cargo lambda watch, wired to LocalStack and Postgres
+	@scripts/dev-lambda.sh

@@ -112,6 +112,10 @@ foreground() {
   prepare "$dir"
   environment "$dir" "$port"
   cd "$dir"
+  # exec keeps this pid: `start` and `make dev-lambda` see this instance as running.
+  echo $$ >"$dir/pid"
+  echo "$port" >"$dir/port"
+  say "LocalStack on http://127.0.0.1:$port (Ctrl-C stops it)"
   exec "$venv/bin/python" -m localstack.runtime.main
 }
 

@@ -77,7 +77,9 @@ pub struct MailConfig {
 #[derive(Debug, Clone)]
 pub enum MailBackend {
     /// Logs each mail; with a file, also appends it there as one JSON line.
-    Log { file: Option<PathBuf> },
+    Log {
+        file: Option<PathBuf>,
+    },
     Ses,
 }
 
@@ -186,7 +188,12 @@ pub mod ses {
         async fn send(&self, mail: &Mail) -> Result<(), MailError> {
             let message = Message::builder()
                 .subject(content(&mail.subject)?)
-                .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
+                .body(
+                    Body::builder()
+                        .text(content(&mail.text)?)
+                        .html(content(&mail.html)?)
+                        .build(),
+                )
                 .build();
             let sent = self
                 .client

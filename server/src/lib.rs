@@ -118,7 +118,12 @@ impl Pipeline {
         let worker_stop = stopped(stop.subscribe());
         tasks.spawn(async move { worker.run(consumer.as_ref(), worker_stop).await });
         if let Some(publisher) = state.publisher.clone() {
-            tasks.spawn(outbox::run_sweeper(state.db.clone(), publisher, sweep, stopped(stop.subscribe())));
+            tasks.spawn(outbox::run_sweeper(
+                state.db.clone(),
+                publisher,
+                sweep,
+                stopped(stop.subscribe()),
+            ));
         }
         Self { tasks, stop }
     }

@@ -7,14 +7,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use common::config::{self, Config};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
-use common::store::{products, users};
 use common::mail::{self, MailConfig};
 use common::outbox::SweepConfig;
 use common::queue::{self, QueueConfig};
+use common::store::{products, users};
 use common::{AppError, AppState, auth, db, telemetry};
+use deadpool_postgres::Pool;
 use email_worker::WorkerOptions;
 use gamestore::{Error, Pipeline};
-use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+};
 use redis::{AsyncCommands, RedisError};
 
 use super::{Consumer, Delivery, Publisher, QueueConfig, QueueError};
@@ -67,7 +69,11 @@ impl RedisQueue {
             group: config.group.clone(),
             // Unique per process: a restarted worker is a new consumer, and XAUTOCLAIM
             // hands it the entries its dead predecessor left pending.
-            consumer: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            consumer: format!(
+                "{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
             claim_timeout: config.claim_timeout,
             max_attempts: config.max_attempts.max(1),
             wait: config.wait,
@@ -109,7 +115,14 @@ impl RedisQueue {
         let first = reply.claimed.first().map(|e| e.id.clone()).unwrap_or_default();
         let last = reply.claimed.last().map(|e| e.id.clone()).unwrap_or_default();
         let pending: StreamPendingCountReply = conn
-            .xpending_consumer_count(&self.stream, &self.group, &first, &last, reply.claimed.len(), &self.consumer)
+            .xpending_consumer_count(
+                &self.stream,
+                &self.group,
+                &first,
+                &last,
+                reply.claimed.len(),
+                &self.consumer,
+            )
             .await?;
         let mut deliveries = Vec::with_capacity(reply.claimed.len());
         for entry in &reply.claimed {
@@ -117,7 +130,9 @@ impl RedisQueue {
                 .ids
                 .iter()
                 .find(|p| p.id == entry.id)
-                .map_or(self.max_attempts, |p| u32::try_from(p.times_delivered).unwrap_or(u32::MAX));
+                .map_or(self.max_attempts, |p| {
+                    u32::try_from(p.times_delivered).unwrap_or(u32::MAX)
+                });
             let delivery = delivery(entry, attempts);
             if attempts > self.max_attempts {
                 tracing::warn!(entry = %entry.id, attempts, "delivered too often; moving to the dead stream");
@@ -146,7 +161,11 @@ impl Publisher for RedisQueue {
         let mut conn = self.conn.clone();
         let id = message.id.to_string();
         let _: String = conn
-            .xadd(&self.stream, "*", &[(MESSAGE_ID, id.as_str()), (BODY, message.body().as_str())])
+            .xadd(
+                &self.stream,
+                "*",
+                &[(MESSAGE_ID, id.as_str()), (BODY, message.body().as_str())],
+            )
             .await?;
         Ok(())
     }

@@ -20,7 +20,11 @@ fn message(row: &Row) -> Result<OutboxMessage, AppError> {
 }
 
 /// Adds a message to the outbox, in the caller's transaction.
-pub async fn insert(db: &impl GenericClient, kind: &str, payload: &serde_json::Value) -> Result<OutboxMessage, AppError> {
+pub async fn insert(
+    db: &impl GenericClient,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<OutboxMessage, AppError> {
     let payload = payload.to_string();
     let rows = db
         .query_typed(
@@ -44,7 +48,11 @@ pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), AppE
 /// Takes up to `limit` messages the queue has not acknowledged whose last attempt is older
 /// than `grace`, and stamps them as attempted now: a lease, so another sweeper running at
 /// the same time skips them (`SKIP LOCKED`) and does not take them again before `grace`.
-pub async fn claim_unpublished(db: &impl GenericClient, grace: Duration, limit: i64) -> Result<Vec<OutboxMessage>, AppError> {
+pub async fn claim_unpublished(
+    db: &impl GenericClient,
+    grace: Duration,
+    limit: i64,
+) -> Result<Vec<OutboxMessage>, AppError> {
     let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let rows = db
         .query_typed(
@@ -78,7 +86,12 @@ pub enum Claim {
 
 /// Claims the delivery of message `id` to `recipient`: inserts its delivery row, or takes
 /// over a claim older than `lease` whose mail was never recorded as sent (its worker died).
-pub async fn claim_delivery(db: &impl GenericClient, id: i64, recipient: &str, lease: Duration) -> Result<Claim, AppError> {
+pub async fn claim_delivery(
+    db: &impl GenericClient,
+    id: i64,
+    recipient: &str,
+    lease: Duration,
+) -> Result<Claim, AppError> {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let claimed = db
         .query_typed(

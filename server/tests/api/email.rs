@@ -152,8 +152,7 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
 
 /// Entries delivered to the group and not acknowledged.
 async fn pending(conn: &mut redis::aio::MultiplexedConnection, queue: &QueueConfig) -> usize {
-    let reply: redis::streams::StreamPendingReply =
-        conn.xpending(&queue.stream, &queue.group).await.expect("XPENDING");
+    let reply: redis::streams::StreamPendingReply = conn.xpending(&queue.stream, &queue.group).await.expect("XPENDING");
     reply.count()
 }
 
@@ -185,7 +184,10 @@ async fn register_sends_exactly_one_welcome_mail() {
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
-    eventually(Duration::from_secs(20), "the welcome mail", || async { mails.count_to(&ann) == 1 }).await;
+    eventually(Duration::from_secs(20), "the welcome mail", || async {
+        mails.count_to(&ann) == 1
+    })
+    .await;
     // Longer than the sweeper's grace and the worker's claim timeout: nothing more comes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pipeline.stop().await;
@@ -265,7 +267,10 @@ async fn queue_down_at_registration_then_the_sweeper_delivers_once() {
     let ann = address("ann");
     let started = Instant::now();
     register_ok(&app, &ann).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "a queue outage must not hold registration");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a queue outage must not hold registration"
+    );
     // The sweeper retries during the outage (and fails): still no mail, nothing published.
     eventually(Duration::from_secs(10), "a failed sweep attempt", || async {
         app.query_one::<i32>("SELECT attempts FROM outbox", &[]).await >= 1
@@ -332,12 +337,21 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
     let ann = address("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(30), "the publish", || async {
-        app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await == 1
+        app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[])
+            .await
+            == 1
     })
     .await;
     // Received, mailed and recorded, not acknowledged: then SIGKILL.
-    eventually(Duration::from_secs(30), "the first worker's mail", || async { mails.count_to(&ann) == 1 }).await;
-    assert_eq!(pending(&mut conn, &queue).await, 1, "the message must still be unacknowledged");
+    eventually(Duration::from_secs(30), "the first worker's mail", || async {
+        mails.count_to(&ann) == 1
+    })
+    .await;
+    assert_eq!(
+        pending(&mut conn, &queue).await,
+        1,
+        "the message must still be unacknowledged"
+    );
     first.0.kill().expect("SIGKILL the worker");
     first.0.wait().expect("reap");
 
@@ -346,7 +360,11 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
         pending(&mut redis(&queue.url).await, &queue).await == 0
     })
     .await;
-    assert_eq!(mails.count_to(&ann), 1, "the redelivered message must not send a second mail");
+    assert_eq!(
+        mails.count_to(&ann),
+        1,
+        "the redelivered message must not send a second mail"
+    );
     assert_eq!(delivery_rows(&app).await, (1, 1));
 }
 
@@ -355,7 +373,12 @@ async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
     let queue = redis_queue(&redis_url());
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
     let mails = MailLog::new();
-    let mut first = Reaped(spawn_worker(&app, &queue, &mails, &["--pause-before-send-ms", "600000"]));
+    let mut first = Reaped(spawn_worker(
+        &app,
+        &queue,
+        &mails,
+        &["--pause-before-send-ms", "600000"],
+    ));
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
@@ -369,7 +392,10 @@ async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
     assert_eq!(mails.count_to(&ann), 0);
 
     let _second = Reaped(spawn_worker(&app, &queue, &mails, &[]));
-    eventually(Duration::from_secs(30), "the mail after redelivery", || async { mails.count_to(&ann) == 1 }).await;
+    eventually(Duration::from_secs(30), "the mail after redelivery", || async {
+        mails.count_to(&ann) == 1
+    })
+    .await;
     eventually(Duration::from_secs(30), "the redelivery to be acknowledged", || async {
         pending(&mut redis(&queue.url).await, &queue).await == 0
     })
@@ -412,7 +438,10 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
 
     let entries: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
     let entry = &entries.ids[0];
-    assert_eq!(entry.get::<String>("reason").as_deref(), Some("too many delivery attempts"));
+    assert_eq!(
+        entry.get::<String>("reason").as_deref(),
+        Some("too many delivery attempts")
+    );
     assert_eq!(entry.get::<String>("attempts").as_deref(), Some("6"));
     let body: Value = serde_json::from_str(&entry.get::<String>("body").unwrap()).unwrap();
     assert_eq!(body["kind"], "welcome_email");
@@ -433,12 +462,18 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
         .xadd(&queue.stream, "*", &[("body", "this is not JSON")])
         .await
         .unwrap();
-    let _: String = conn.xadd(&queue.stream, "*", &[("other", "no body at all")]).await.unwrap();
+    let _: String = conn
+        .xadd(&queue.stream, "*", &[("other", "no body at all")])
+        .await
+        .unwrap();
     let _: String = conn
         .xadd(
             &queue.stream,
             "*",
-            &[("body", r#"{"id":1,"kind":"welcome_email","payload":{"to":"not an address"}}"#)],
+            &[(
+                "body",
+                r#"{"id":1,"kind":"welcome_email","payload":{"to":"not an address"}}"#,
+            )],
         )
         .await
         .unwrap();
@@ -452,7 +487,10 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
-    eventually(Duration::from_secs(20), "the good message's mail", || async { mails.count_to(&ann) == 1 }).await;
+    eventually(Duration::from_secs(20), "the good message's mail", || async {
+        mails.count_to(&ann) == 1
+    })
+    .await;
     let dead = format!("{}:dead", queue.stream);
     eventually(Duration::from_secs(20), "three dead letters", || async {
         stream_len(&mut redis(&queue.url).await, &dead).await == 3
@@ -463,7 +501,10 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     let entries: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
     let reasons: Vec<String> = entries.ids.iter().map(|e| e.get("reason").unwrap()).collect();
     assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
-    assert_eq!(entries.ids[0].get::<String>("body").as_deref(), Some("this is not JSON"));
+    assert_eq!(
+        entries.ids[0].get::<String>("body").as_deref(),
+        Some("this is not JSON")
+    );
     assert_eq!(pending(&mut conn, &queue).await, 0);
     assert_eq!(mails.mails().len(), 1);
 }
@@ -500,7 +541,10 @@ async fn a_burst_of_200_registrations_sends_200_mails_once_each() {
         .await;
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
 
-    eventually(Duration::from_secs(90), "200 mails", || async { mails.mails().len() >= USERS }).await;
+    eventually(Duration::from_secs(90), "200 mails", || async {
+        mails.mails().len() >= USERS
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for pipeline in pipelines {
         pipeline.stop().await;
@@ -568,7 +612,11 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
 
     // The whole batch redelivered: ann's mail is not sent again, the rest fail again.
     let again = worker.handle_sqs(event).await;
-    let failed: Vec<_> = again.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let failed: Vec<_> = again
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
     assert_eq!(failed, message_ids[1..].to_vec());
     assert_eq!(mails.mails().len(), 1);
 }
@@ -614,7 +662,10 @@ async fn http_get_json(url: &str) -> Value {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let response = client.get(url.parse().unwrap()).await.expect("GET");
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     serde_json::from_slice(&body).expect("JSON")
 }
 
@@ -626,7 +677,11 @@ async fn ses_mails_to(to: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| m["Destination"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
+        .filter(|m| {
+            m["Destination"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == to))
+        })
         .collect()
 }
 
@@ -641,7 +696,11 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
     };
     let sender = common::mail::MailConfig::DEFAULT_FROM;
     let ses = aws_sdk_ses::Client::new(&sdk);
-    ses.verify_email_identity().email_address(sender).send().await.expect("verify sender");
+    ses.verify_email_identity()
+        .email_address(sender)
+        .send()
+        .await
+        .expect("verify sender");
 
     let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
     let app = TestApp::spawn_with_publisher(Some(publisher)).await;
@@ -662,8 +721,14 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["Source"], sender);
     assert_eq!(sent[0]["Subject"], "Welcome to the Game Store");
-    assert!(sent[0]["Body"]["text_part"].as_str().unwrap().contains(&ann), "{sent:?}");
-    assert!(sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"), "{sent:?}");
+    assert!(
+        sent[0]["Body"]["text_part"].as_str().unwrap().contains(&ann),
+        "{sent:?}"
+    );
+    assert!(
+        sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"),
+        "{sent:?}"
+    );
     assert_eq!(delivery_rows(&app).await, (1, 1));
     let left = sqs
         .get_queue_attributes()
@@ -712,7 +777,10 @@ async fn a_message_that_always_fails_ends_in_the_sqs_dlq() {
     let mut dead = Vec::new();
     let start = Instant::now();
     while dead.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the message never reached the DLQ");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the message never reached the DLQ"
+        );
         dead = dlq.receive(10).await.unwrap();
     }
     let _ = stop.send(());
