@@ -63,9 +63,7 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to test Postgres");
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect to test Postgres");
     tokio::spawn(connection);
     client
 }
@@ -76,40 +74,26 @@ async fn fresh_database() -> String {
     let admin_url = admin_url();
     let admin = connect(&admin_url).await;
     let template = format!("gamestore_template_{:016x}", common::db::migrations_fingerprint());
-    admin
-        .execute("SELECT pg_advisory_lock(727272)", &[])
-        .await
-        .expect("advisory lock");
+    admin.execute("SELECT pg_advisory_lock(727272)", &[]).await.expect("advisory lock");
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
         .await
         .expect("look up template")
         .is_some();
     if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{template}_building\""))
-            .await
-            .expect("create template");
+        admin.batch_execute(&format!("CREATE DATABASE \"{template}_building\"")).await.expect("create template");
         let pool = common::db::pool(&with_database(&admin_url, &format!("{template}_building")), 1).expect("pool");
         common::db::migrate(&pool).await.expect("migrate template");
         pool.close();
         drop(pool);
         admin
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""
-            ))
+            .batch_execute(&format!("ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""))
             .await
             .expect("publish template");
     }
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-        .await
-        .expect("create db");
-    admin
-        .execute("SELECT pg_advisory_unlock(727272)", &[])
-        .await
-        .expect("advisory unlock");
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await.expect("create db");
+    admin.execute("SELECT pg_advisory_unlock(727272)", &[]).await.expect("advisory unlock");
     with_database(&admin_url, &name)
 }
 
@@ -140,9 +124,7 @@ impl TestApp {
 
     /// Sends a request with a raw body and optional headers.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> TestResponse {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.address));
+        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.address));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -158,9 +140,7 @@ impl TestApp {
                 .unwrap_or_else(|_| panic!("response is not JSON: {status} {}", String::from_utf8_lossy(&bytes)))
         };
         assert!(
-            headers
-                .get(header::CONTENT_TYPE)
-                .is_none_or(|ct| ct == "application/json"),
+            headers.get(header::CONTENT_TYPE).is_none_or(|ct| ct == "application/json"),
             "non-JSON content type {:?}",
             headers.get(header::CONTENT_TYPE)
         );
@@ -179,26 +159,15 @@ impl TestApp {
         if let Some(auth) = &auth {
             headers.push(("authorization", auth.as_str()));
         }
-        self.send(Method::POST, path, &headers, body.to_string().into_bytes())
-            .await
+        self.send(Method::POST, path, &headers, body.to_string().into_bytes()).await
     }
 
     pub async fn register(&self, email: &str, password: &str) -> TestResponse {
-        self.post(
-            "/api/v1/auth/register",
-            &json!({"email": email, "password": password}),
-            None,
-        )
-        .await
+        self.post("/api/v1/auth/register", &json!({"email": email, "password": password}), None).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
-        self.post(
-            "/api/v1/auth/login",
-            &json!({"email": email, "password": password}),
-            None,
-        )
-        .await
+        self.post("/api/v1/auth/login", &json!({"email": email, "password": password}), None).await
     }
 
     /// Inserts a user directly (no hashing cost) and returns a token for it.

@@ -5,7 +5,10 @@
 
 mod auth;
 mod bad_input;
+mod carts;
 mod helpers;
+mod idempotency;
 mod lambda_events;
+mod order_history;
 mod orders;
 mod products;
