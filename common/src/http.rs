@@ -1,17 +1,19 @@
 //! What every HTTP function shares: the JSON body and pagination extractors, the JSON
 //! 404/405 fallbacks, the body limit, and the per-request span with its request id.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -197,6 +199,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.headers.get("idempotency-key").map(|value| value.as_bytes().to_vec());
         optional("Idempotency-Key", raw, |raw| IdempotencyKey::parse(&raw)).map(Self)
+    }
+}
+
+/// The caller's network address as the edge saw it: API Gateway's `sourceIp` in Lambda,
+/// the TCP peer locally. Client-supplied headers (X-Forwarded-For) are not trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let from_gateway = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            _ => None,
+        };
+        let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(Self(from_gateway.or_else(from_socket)))
     }
 }
 

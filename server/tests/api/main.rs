@@ -12,3 +12,4 @@ mod lambda_events;
 mod order_history;
 mod orders;
 mod products;
+mod throttling;
