@@ -18,6 +18,7 @@ pub fn app(state: AppState) -> Router {
         create_product::routes,
         create_order::routes,
         list_orders::routes,
+        openapi::routes,
     ];
     finish(routes.iter().fold(Router::new(), |app, routes| app.merge(routes(state.clone()))))
 }

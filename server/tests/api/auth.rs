@@ -45,6 +45,7 @@ async fn registration_rules_name_the_field_and_write_nothing() {
         (json!({"email": null, "password": PASSWORD}), "email"),
         (json!({"email": "not-an-email", "password": PASSWORD}), "email"),
         (json!({"email": "c@localhost", "password": PASSWORD}), "email"),
+        (json!({"email": "c\u{0}@example.com", "password": PASSWORD}), "email"),
         (json!({"email": "c@example.com", "password": "short"}), "password"),
         (json!({"email": "c@example.com", "password": "x".repeat(129)}), "password"),
         (json!({"email": 42, "password": PASSWORD}), "email"),
