@@ -11,5 +11,6 @@ mod idempotency;
 mod lambda_events;
 mod order_history;
 mod orders;
+mod process;
 mod products;
 mod throttling;
