@@ -67,3 +67,38 @@ async fn shutdown_drains_in_flight_requests() {
     assert!(matches!(finished, Ok(Ok(Ok(())))), "server did not stop after draining");
     assert_eq!(app.count("users").await, 1);
 }
+
+/// With the database unreachable the API answers 503 with Retry-After, not 500, and a
+/// request that needs no database still works.
+#[tokio::test]
+async fn database_down_is_503() {
+    let config = common::config::Config {
+        database_url: "postgres://nobody@127.0.0.1:1/unreachable".into(),
+        db_pool_size: 2,
+        jwt_secret: crate::helpers::JWT_SECRET.to_vec(),
+        jwt_ttl: Duration::from_secs(60),
+    };
+    let state = common::AppState::new(&config).expect("state");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(gamestore::serve(listener, state, std::future::pending()));
+
+    for path in ["/api/v1/products", "/api/v1/products/1"] {
+        let mut stream = TcpStream::connect(address).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        assert!(response.starts_with("HTTP/1.1 503"), "{path}: {response}");
+        assert!(response.to_ascii_lowercase().contains("retry-after: 1"), "{response}");
+        assert!(response.contains(r#""code":"service_unavailable""#), "{response}");
+    }
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    stream
+        .write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
