@@ -45,7 +45,7 @@ endpoint="http://127.0.0.1:$lsport"
 if ! cargo lambda -V >/dev/null 2>&1; then
   if [ ! -x .venv/bin/cargo-lambda ]; then
     log "installing cargo-lambda into .venv"
-    python3 -m venv .venv && .venv/bin/pip install -q cargo-lambda
+    ensure_venv && venv_install cargo-lambda
   fi
   export PATH="$PWD/.venv/bin:$PATH"
 fi

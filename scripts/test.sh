@@ -38,5 +38,10 @@ log "starting LocalStack on 127.0.0.1:$lsport"
 localstack_start "$lsdir" "$lsport"
 export TEST_LOCALSTACK_URL="http://127.0.0.1:$lsport"
 
+log "contract test (schemathesis against the OpenAPI document)"
+contract=0
+scripts/contract.sh || contract=$?
+
 log "cargo nextest run"
 cargo nextest run --workspace --no-fail-fast
+[ "$contract" = 0 ] || die "the contract test failed (schemathesis output above)"

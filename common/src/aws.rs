@@ -20,10 +20,7 @@ fn timeouts() -> TimeoutConfig {
 
 /// The SDK configuration from the environment.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts())
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts()).load().await
 }
 
 /// The SDK configuration for a LocalStack at `endpoint` (tests and local tools): its fixed

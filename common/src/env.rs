@@ -8,18 +8,12 @@ where
     T::Err: std::fmt::Display,
 {
     match optional(name) {
-        Some(raw) => raw.parse().map_err(|err: T::Err| ConfigError::Invalid {
-            name,
-            reason: err.to_string(),
-        }),
+        Some(raw) => raw.parse().map_err(|err: T::Err| ConfigError::Invalid { name, reason: err.to_string() }),
         None => Ok(default),
     }
 }
 
 /// `name` trimmed, or `None` when it is unset or blank.
 pub fn optional(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
+    std::env::var(name).ok().map(|value| value.trim().to_owned()).filter(|value| !value.is_empty())
 }

@@ -90,9 +90,7 @@ impl MailConfig {
     /// `welcome@gamestore.example`); `MAIL_LOG`, a file the log mailer appends to.
     pub fn from_env() -> Result<Self, ConfigError> {
         let backend = match env::optional("MAILER").as_deref() {
-            None | Some("log") => MailBackend::Log {
-                file: env::optional("MAIL_LOG").map(PathBuf::from),
-            },
+            None | Some("log") => MailBackend::Log { file: env::optional("MAIL_LOG").map(PathBuf::from) },
             Some("ses") => MailBackend::Ses,
             Some(other) => {
                 return Err(ConfigError::Invalid {
@@ -101,10 +99,7 @@ impl MailConfig {
                 });
             }
         };
-        Ok(Self {
-            backend,
-            from: env::optional("MAIL_FROM").unwrap_or_else(|| Self::DEFAULT_FROM.to_owned()),
-        })
+        Ok(Self { backend, from: env::optional("MAIL_FROM").unwrap_or_else(|| Self::DEFAULT_FROM.to_owned()) })
     }
 }
 
@@ -168,19 +163,12 @@ pub mod ses {
         }
 
         pub fn with_client(client: Client, from: &str) -> Self {
-            Self {
-                client,
-                from: from.to_owned(),
-            }
+            Self { client, from: from.to_owned() }
         }
     }
 
     fn content(data: &str) -> Result<Content, MailError> {
-        Content::builder()
-            .data(data)
-            .charset("UTF-8")
-            .build()
-            .map_err(|err| MailError::Send(err.to_string()))
+        Content::builder().data(data).charset("UTF-8").build().map_err(|err| MailError::Send(err.to_string()))
     }
 
     #[async_trait]
@@ -188,12 +176,7 @@ pub mod ses {
         async fn send(&self, mail: &Mail) -> Result<(), MailError> {
             let message = Message::builder()
                 .subject(content(&mail.subject)?)
-                .body(
-                    Body::builder()
-                        .text(content(&mail.text)?)
-                        .html(content(&mail.html)?)
-                        .build(),
-                )
+                .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
                 .build();
             let sent = self
                 .client

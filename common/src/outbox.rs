@@ -61,10 +61,7 @@ pub async fn publish_committed(db: &Pool, publisher: &dyn Publisher, message: &O
             false
         }
         Err(_) => {
-            tracing::warn!(
-                message_id = message.id,
-                "publish timed out; the outbox sweeper will retry"
-            );
+            tracing::warn!(message_id = message.id, "publish timed out; the outbox sweeper will retry");
             false
         }
     };

@@ -28,10 +28,7 @@ impl AppState {
 
     /// This state, publishing outbox messages with `publisher`.
     pub fn with_publisher(self, publisher: Arc<dyn Publisher>) -> Self {
-        Self {
-            publisher: Some(publisher),
-            ..self
-        }
+        Self { publisher: Some(publisher), ..self }
     }
 }
 

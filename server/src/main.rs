@@ -72,10 +72,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Serve { bind, port } => return serve(bind, port).await,
-        Command::Worker {
-            pause_before_send_ms,
-            pause_before_ack_ms,
-        } => return worker(pause_before_send_ms, pause_before_ack_ms).await,
+        Command::Worker { pause_before_send_ms, pause_before_ack_ms } => {
+            return worker(pause_before_send_ms, pause_before_ack_ms).await;
+        }
         _ => {}
     }
     let pool = db::pool(&config::database_url()?, 1)?;
@@ -136,54 +135,18 @@ async fn worker(pause_before_send_ms: u64, pause_before_ack_ms: u64) -> Result<(
         ..WorkerOptions::from_env()?
     };
     let pool = db::pool(&config::database_url()?, options.batch + 1)?;
-    gamestore::run_worker(
-        pool.clone(),
-        &queue,
-        &MailConfig::from_env()?,
-        options,
-        gamestore::shutdown_signal(),
-    )
-    .await?;
+    gamestore::run_worker(pool.clone(), &queue, &MailConfig::from_env()?, options, gamestore::shutdown_signal())
+        .await?;
     pool.close();
     Ok(())
 }
 
 const DEMO_PRODUCTS: &[(&str, &str, i64, &str, i64)] = &[
-    (
-        "Stardew Valley",
-        "Farming life sim with a town full of secrets.",
-        1499,
-        "DEMO-STARDEW",
-        100,
-    ),
-    (
-        "Hollow Knight",
-        "Hand-drawn action adventure in a ruined kingdom.",
-        1499,
-        "DEMO-HOLLOW",
-        50,
-    ),
-    (
-        "Celeste",
-        "Climb a mountain, one tight jump at a time.",
-        1999,
-        "DEMO-CELESTE",
-        25,
-    ),
-    (
-        "Hades",
-        "Roguelike dungeon crawler out of the underworld.",
-        2499,
-        "DEMO-HADES",
-        10,
-    ),
-    (
-        "Limited Collector's Edition",
-        "Only three ever made: try buying the fourth.",
-        9999,
-        "DEMO-LIMITED",
-        3,
-    ),
+    ("Stardew Valley", "Farming life sim with a town full of secrets.", 1499, "DEMO-STARDEW", 100),
+    ("Hollow Knight", "Hand-drawn action adventure in a ruined kingdom.", 1499, "DEMO-HOLLOW", 50),
+    ("Celeste", "Climb a mountain, one tight jump at a time.", 1999, "DEMO-CELESTE", 25),
+    ("Hades", "Roguelike dungeon crawler out of the underworld.", 2499, "DEMO-HADES", 10),
+    ("Limited Collector's Edition", "Only three ever made: try buying the fourth.", 9999, "DEMO-LIMITED", 3),
 ];
 
 async fn seed_demo(pool: &Pool) -> Result<(), Error> {

@@ -69,11 +69,7 @@ impl RedisQueue {
             group: config.group.clone(),
             // Unique per process: a restarted worker is a new consumer, and XAUTOCLAIM
             // hands it the entries its dead predecessor left pending.
-            consumer: format!(
-                "{}-{}",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
+            consumer: format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
             claim_timeout: config.claim_timeout,
             max_attempts: config.max_attempts.max(1),
             wait: config.wait,
@@ -84,10 +80,7 @@ impl RedisQueue {
     /// any worker ran are delivered too.
     async fn ensure_group(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
-        match conn
-            .xgroup_create_mkstream::<_, _, _, ()>(&self.stream, &self.group, "0")
-            .await
-        {
+        match conn.xgroup_create_mkstream::<_, _, _, ()>(&self.stream, &self.group, "0").await {
             Ok(()) => Ok(()),
             Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
             Err(err) => Err(err.into()),
@@ -115,14 +108,7 @@ impl RedisQueue {
         let first = reply.claimed.first().map(|e| e.id.clone()).unwrap_or_default();
         let last = reply.claimed.last().map(|e| e.id.clone()).unwrap_or_default();
         let pending: StreamPendingCountReply = conn
-            .xpending_consumer_count(
-                &self.stream,
-                &self.group,
-                &first,
-                &last,
-                reply.claimed.len(),
-                &self.consumer,
-            )
+            .xpending_consumer_count(&self.stream, &self.group, &first, &last, reply.claimed.len(), &self.consumer)
             .await?;
         let mut deliveries = Vec::with_capacity(reply.claimed.len());
         for entry in &reply.claimed {
@@ -130,9 +116,7 @@ impl RedisQueue {
                 .ids
                 .iter()
                 .find(|p| p.id == entry.id)
-                .map_or(self.max_attempts, |p| {
-                    u32::try_from(p.times_delivered).unwrap_or(u32::MAX)
-                });
+                .map_or(self.max_attempts, |p| u32::try_from(p.times_delivered).unwrap_or(u32::MAX));
             let delivery = delivery(entry, attempts);
             if attempts > self.max_attempts {
                 tracing::warn!(entry = %entry.id, attempts, "delivered too often; moving to the dead stream");
@@ -160,13 +144,8 @@ impl Publisher for RedisQueue {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let id = message.id.to_string();
-        let _: String = conn
-            .xadd(
-                &self.stream,
-                "*",
-                &[(MESSAGE_ID, id.as_str()), (BODY, message.body().as_str())],
-            )
-            .await?;
+        let _: String =
+            conn.xadd(&self.stream, "*", &[(MESSAGE_ID, id.as_str()), (BODY, message.body().as_str())]).await?;
         Ok(())
     }
 }
@@ -180,10 +159,8 @@ impl Consumer for RedisQueue {
         }
         let mut conn = self.conn.clone();
         let block = usize::try_from(self.wait.as_millis()).unwrap_or(usize::MAX).max(1);
-        let options = StreamReadOptions::default()
-            .group(&self.group, &self.consumer)
-            .count(max - deliveries.len())
-            .block(block);
+        let options =
+            StreamReadOptions::default().group(&self.group, &self.consumer).count(max - deliveries.len()).block(block);
         let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             deliveries.extend(key.ids.iter().map(|entry| delivery(entry, 1)));

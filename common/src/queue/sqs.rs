@@ -27,11 +27,7 @@ impl SqsQueue {
 
     pub fn with_client(client: Client, config: &QueueConfig) -> Self {
         let wait_seconds = config.wait.as_secs_f64().ceil().clamp(0.0, 20.0) as i32;
-        Self {
-            client,
-            queue_url: config.url.clone(),
-            wait_seconds,
-        }
+        Self { client, queue_url: config.url.clone(), wait_seconds }
     }
 }
 

@@ -123,20 +123,13 @@ pub async fn claim_delivery(
 
 /// Records that the mail of message `id` was sent.
 pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
-    db.execute_typed(
-        "UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1",
-        &[(&id, Type::INT8)],
-    )
-    .await?;
+    db.execute_typed("UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1", &[(&id, Type::INT8)]).await?;
     Ok(())
 }
 
 /// Gives up a claim after a failed send, so the next delivery may try at once.
 pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
-    db.execute_typed(
-        "DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL",
-        &[(&id, Type::INT8)],
-    )
-    .await?;
+    db.execute_typed("DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL", &[(&id, Type::INT8)])
+        .await?;
     Ok(())
 }

@@ -118,9 +118,7 @@ impl Worker {
 
         let claim = {
             let client = self.db.get().await.map_err(transient)?;
-            store::claim_delivery(&**client, id, to.as_str(), self.options.lease)
-                .await
-                .map_err(transient)?
+            store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
         };
         match claim {
             Claim::Acquired => {}

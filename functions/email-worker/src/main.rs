@@ -13,10 +13,8 @@ async fn main() -> Result<(), Error> {
     let worker = Worker::new(pool.clone(), mailer, WorkerOptions::from_env()?);
     lambda_runtime::spawn_graceful_shutdown_handler(move || async move { pool.close() }).await;
     let worker = &worker;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
-            Ok::<_, Error>(worker.handle_sqs(event.payload).await)
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+        Ok::<_, Error>(worker.handle_sqs(event.payload).await)
+    }))
     .await
 }

@@ -22,11 +22,7 @@ async fn main() -> Result<(), Error> {
     let (pool, publisher, sweep) = (&pool, publisher.as_ref(), &sweep);
     lambda_runtime::run(service_fn(move |_: LambdaEvent<EventBridgeEvent>| async move {
         let report: SweepReport = outbox::sweep(pool, publisher, sweep).await?;
-        tracing::info!(
-            republished = report.republished,
-            failed = report.failed,
-            "outbox sweep done"
-        );
+        tracing::info!(republished = report.republished, failed = report.failed, "outbox sweep done");
         Ok::<_, Error>(report)
     }))
     .await

@@ -13,9 +13,7 @@ use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .with_state(state)
+    Router::new().route("/api/v1/auth/register", post(register)).with_state(state)
 }
 
 #[derive(Deserialize)]
@@ -50,11 +48,5 @@ async fn register(
         outbox::publish_committed(&state.db, publisher.as_ref(), &welcome).await;
     }
 
-    Ok((
-        StatusCode::CREATED,
-        Json(Registered {
-            message: "Registration successful",
-            user,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(Registered { message: "Registration successful", user })))
 }

@@ -49,24 +49,11 @@ async fn malformed_bodies_are_400() {
     let app = TestApp::spawn().await;
     let endpoints = endpoints(&app).await;
     let before = row_counts(&app).await;
-    let bodies: [&[u8]; 7] = [
-        b"",
-        b"{",
-        b"not json",
-        b"{\"email\": }",
-        b"[1, 2]",
-        b"\"a string\"",
-        b"{} trailing",
-    ];
+    let bodies: [&[u8]; 7] = [b"", b"{", b"not json", b"{\"email\": }", b"[1, 2]", b"\"a string\"", b"{} trailing"];
     for (path, token) in &endpoints {
         for body in bodies {
             let (status, code) = post_raw(&app, path, token.as_deref(), Some("application/json"), body).await;
-            assert_eq!(
-                status,
-                StatusCode::BAD_REQUEST,
-                "{path} {:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {:?}", String::from_utf8_lossy(body));
             assert_eq!(code, "malformed_json", "{path} {:?}", String::from_utf8_lossy(body));
         }
         let (status, _) = post_raw(&app, path, token.as_deref(), Some("application/json"), b"\xff\xfe{}").await;
@@ -81,29 +68,15 @@ async fn wrong_content_type_is_415() {
     let endpoints = endpoints(&app).await;
     let before = row_counts(&app).await;
     for (path, token) in &endpoints {
-        for content_type in [
-            None,
-            Some("text/plain"),
-            Some("application/x-www-form-urlencoded"),
-            Some("application/jsonp"),
-        ] {
+        for content_type in
+            [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/jsonp")]
+        {
             let (status, code) = post_raw(&app, path, token.as_deref(), content_type, b"{}").await;
             assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path} {content_type:?}");
             assert_eq!(code, "unsupported_media_type");
         }
-        let (status, _) = post_raw(
-            &app,
-            path,
-            token.as_deref(),
-            Some("application/json; charset=utf-8"),
-            b"{}",
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::BAD_REQUEST,
-            "{path}: charset parameter must be accepted"
-        );
+        let (status, _) = post_raw(&app, path, token.as_deref(), Some("application/json; charset=utf-8"), b"{}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: charset parameter must be accepted");
     }
     assert_eq!(row_counts(&app).await, before, "rows written for {TABLES:?}");
 }
@@ -113,10 +86,7 @@ async fn bodies_over_64_kib_are_413() {
     let app = TestApp::spawn().await;
     let endpoints = endpoints(&app).await;
     let before = row_counts(&app).await;
-    let big = format!(
-        "{{\"email\": \"{}@example.com\", \"password\": \"long enough\"}}",
-        "a".repeat(64 * 1024)
-    );
+    let big = format!("{{\"email\": \"{}@example.com\", \"password\": \"long enough\"}}", "a".repeat(64 * 1024));
     for (path, token) in &endpoints {
         let (status, code) = post_raw(&app, path, token.as_deref(), Some("application/json"), big.as_bytes()).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
@@ -136,11 +106,7 @@ async fn unknown_routes_and_methods_answer_json() {
     let wrong_method = app.send(Method::DELETE, "/api/v1/products", &[], Vec::new()).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.code(), "method_not_allowed");
-    let allow = wrong_method
-        .headers
-        .get("allow")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let allow = wrong_method.headers.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 
     let get_register = app.get("/api/v1/auth/register", None).await;
@@ -152,23 +118,9 @@ async fn every_response_carries_a_request_id() {
     let app = TestApp::spawn().await;
 
     let generated = app.get("/api/v1/products", None).await;
-    let id = generated
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let id = generated.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
     assert_eq!(id.len(), 36, "{id}");
 
-    let echoed = app
-        .send(
-            Method::GET,
-            "/api/v1/products",
-            &[("x-request-id", "trace-me-123")],
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(
-        echoed.headers.get("x-request-id").map(|v| v.as_bytes()),
-        Some(&b"trace-me-123"[..])
-    );
+    let echoed = app.send(Method::GET, "/api/v1/products", &[("x-request-id", "trace-me-123")], Vec::new()).await;
+    assert_eq!(echoed.headers.get("x-request-id").map(|v| v.as_bytes()), Some(&b"trace-me-123"[..]));
 }

@@ -60,18 +60,11 @@ fn redis_queue(url: &str) -> QueueConfig {
 }
 
 fn fast_worker() -> WorkerOptions {
-    WorkerOptions {
-        lease: Duration::from_millis(500),
-        ..WorkerOptions::default()
-    }
+    WorkerOptions { lease: Duration::from_millis(500), ..WorkerOptions::default() }
 }
 
 fn fast_sweep() -> SweepConfig {
-    SweepConfig {
-        grace: Duration::from_millis(500),
-        batch: 100,
-        interval: Duration::from_millis(200),
-    }
+    SweepConfig { grace: Duration::from_millis(500), batch: 100, interval: Duration::from_millis(200) }
 }
 
 /// Polls `check` every 100 ms until it holds; fails the test after `limit`.
@@ -96,9 +89,7 @@ impl MailLog {
     }
 
     fn mailer(&self) -> Arc<dyn Mailer> {
-        Arc::new(LogMailer {
-            file: Some(self.0.clone()),
-        })
+        Arc::new(LogMailer { file: Some(self.0.clone()) })
     }
 
     fn mails(&self) -> Vec<Value> {
@@ -161,9 +152,7 @@ async fn stream_len(conn: &mut redis::aio::MultiplexedConnection, stream: &str) 
 }
 
 async fn delivery_rows(app: &TestApp) -> (i64, i64) {
-    let sent: i64 = app
-        .query_one("SELECT count(*) FROM email_deliveries WHERE sent_at IS NOT NULL", &[])
-        .await;
+    let sent: i64 = app.query_one("SELECT count(*) FROM email_deliveries WHERE sent_at IS NOT NULL", &[]).await;
     (app.count("email_deliveries").await, sent)
 }
 
@@ -184,10 +173,7 @@ async fn register_sends_exactly_one_welcome_mail() {
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
-    eventually(Duration::from_secs(20), "the welcome mail", || async {
-        mails.count_to(&ann) == 1
-    })
-    .await;
+    eventually(Duration::from_secs(20), "the welcome mail", || async { mails.count_to(&ann) == 1 }).await;
     // Longer than the sweeper's grace and the worker's claim timeout: nothing more comes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pipeline.stop().await;
@@ -197,9 +183,7 @@ async fn register_sends_exactly_one_welcome_mail() {
     assert_eq!(sent[0]["subject"], "Welcome to the Game Store");
     assert!(sent[0]["text"].as_str().unwrap().contains(&ann));
     assert!(sent[0]["html"].as_str().unwrap().contains("<h1>Welcome"));
-    let published: i64 = app
-        .query_one("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[])
-        .await;
+    let published: i64 = app.query_one("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await;
     assert_eq!((app.count("outbox").await, published), (1, 1));
     assert_eq!(delivery_rows(&app).await, (1, 1));
     let mut conn = redis(&queue.url).await;
@@ -249,50 +233,33 @@ async fn queue_down_at_registration_then_the_sweeper_delivers_once() {
         .parse()
         .expect("TEST_REDIS_URL is redis://ip:port");
     let (proxy, up) = switchable_proxy(target).await;
-    let through_proxy = QueueConfig {
-        url: format!("redis://{proxy}"),
-        ..real.clone()
-    };
+    let through_proxy = QueueConfig { url: format!("redis://{proxy}"), ..real.clone() };
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&through_proxy).await.unwrap())).await;
     let mails = MailLog::new();
     // The worker reads Redis directly; only publishing goes through the failing proxy.
-    let pipeline = Pipeline::start(
-        &app.state,
-        queue::consumer(&real).await.unwrap(),
-        mails.mailer(),
-        fast_worker(),
-        fast_sweep(),
-    );
+    let pipeline =
+        Pipeline::start(&app.state, queue::consumer(&real).await.unwrap(), mails.mailer(), fast_worker(), fast_sweep());
 
     let ann = address("ann");
     let started = Instant::now();
     register_ok(&app, &ann).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "a queue outage must not hold registration"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "a queue outage must not hold registration");
     // The sweeper retries during the outage (and fails): still no mail, nothing published.
     eventually(Duration::from_secs(10), "a failed sweep attempt", || async {
         app.query_one::<i32>("SELECT attempts FROM outbox", &[]).await >= 1
     })
     .await;
     assert_eq!(mails.count_to(&ann), 0);
-    let unpublished: i64 = app
-        .query_one("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[])
-        .await;
+    let unpublished: i64 = app.query_one("SELECT count(*) FROM outbox WHERE published_at IS NULL", &[]).await;
     assert_eq!(unpublished, 1);
 
     up.store(true, Ordering::SeqCst);
-    eventually(Duration::from_secs(20), "the mail after the queue is back", || async {
-        mails.count_to(&ann) == 1
-    })
-    .await;
+    eventually(Duration::from_secs(20), "the mail after the queue is back", || async { mails.count_to(&ann) == 1 })
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pipeline.stop().await;
     assert_eq!(mails.mails().len(), 1);
-    let published: i64 = app
-        .query_one("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[])
-        .await;
+    let published: i64 = app.query_one("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await;
     assert_eq!(published, 1);
 }
 
@@ -337,21 +304,12 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
     let ann = address("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(30), "the publish", || async {
-        app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[])
-            .await
-            == 1
+        app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await == 1
     })
     .await;
     // Received, mailed and recorded, not acknowledged: then SIGKILL.
-    eventually(Duration::from_secs(30), "the first worker's mail", || async {
-        mails.count_to(&ann) == 1
-    })
-    .await;
-    assert_eq!(
-        pending(&mut conn, &queue).await,
-        1,
-        "the message must still be unacknowledged"
-    );
+    eventually(Duration::from_secs(30), "the first worker's mail", || async { mails.count_to(&ann) == 1 }).await;
+    assert_eq!(pending(&mut conn, &queue).await, 1, "the message must still be unacknowledged");
     first.0.kill().expect("SIGKILL the worker");
     first.0.wait().expect("reap");
 
@@ -360,11 +318,7 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
         pending(&mut redis(&queue.url).await, &queue).await == 0
     })
     .await;
-    assert_eq!(
-        mails.count_to(&ann),
-        1,
-        "the redelivered message must not send a second mail"
-    );
+    assert_eq!(mails.count_to(&ann), 1, "the redelivered message must not send a second mail");
     assert_eq!(delivery_rows(&app).await, (1, 1));
 }
 
@@ -373,29 +327,19 @@ async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
     let queue = redis_queue(&redis_url());
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
     let mails = MailLog::new();
-    let mut first = Reaped(spawn_worker(
-        &app,
-        &queue,
-        &mails,
-        &["--pause-before-send-ms", "600000"],
-    ));
+    let mut first = Reaped(spawn_worker(&app, &queue, &mails, &["--pause-before-send-ms", "600000"]));
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
     // Received and claimed, no mail yet: then SIGKILL.
-    eventually(Duration::from_secs(30), "the first worker's claim", || async {
-        delivery_rows(&app).await == (1, 0)
-    })
-    .await;
+    eventually(Duration::from_secs(30), "the first worker's claim", || async { delivery_rows(&app).await == (1, 0) })
+        .await;
     first.0.kill().expect("SIGKILL the worker");
     first.0.wait().expect("reap");
     assert_eq!(mails.count_to(&ann), 0);
 
     let _second = Reaped(spawn_worker(&app, &queue, &mails, &[]));
-    eventually(Duration::from_secs(30), "the mail after redelivery", || async {
-        mails.count_to(&ann) == 1
-    })
-    .await;
+    eventually(Duration::from_secs(30), "the mail after redelivery", || async { mails.count_to(&ann) == 1 }).await;
     eventually(Duration::from_secs(30), "the redelivery to be acknowledged", || async {
         pending(&mut redis(&queue.url).await, &queue).await == 0
     })
@@ -410,11 +354,7 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
     let queue = redis_queue(&redis_url());
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
     let mails = MailLog::new();
-    let mailer = Arc::new(FailingMailer {
-        fail_all: true,
-        fail_for: HashSet::new(),
-        log: mails.mailer(),
-    });
+    let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -438,10 +378,7 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
 
     let entries: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
     let entry = &entries.ids[0];
-    assert_eq!(
-        entry.get::<String>("reason").as_deref(),
-        Some("too many delivery attempts")
-    );
+    assert_eq!(entry.get::<String>("reason").as_deref(), Some("too many delivery attempts"));
     assert_eq!(entry.get::<String>("attempts").as_deref(), Some("6"));
     let body: Value = serde_json::from_str(&entry.get::<String>("body").unwrap()).unwrap();
     assert_eq!(body["kind"], "welcome_email");
@@ -458,23 +395,10 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
     let mails = MailLog::new();
     let mut conn = redis(&queue.url).await;
+    let _: String = conn.xadd(&queue.stream, "*", &[("body", "this is not JSON")]).await.unwrap();
+    let _: String = conn.xadd(&queue.stream, "*", &[("other", "no body at all")]).await.unwrap();
     let _: String = conn
-        .xadd(&queue.stream, "*", &[("body", "this is not JSON")])
-        .await
-        .unwrap();
-    let _: String = conn
-        .xadd(&queue.stream, "*", &[("other", "no body at all")])
-        .await
-        .unwrap();
-    let _: String = conn
-        .xadd(
-            &queue.stream,
-            "*",
-            &[(
-                "body",
-                r#"{"id":1,"kind":"welcome_email","payload":{"to":"not an address"}}"#,
-            )],
-        )
+        .xadd(&queue.stream, "*", &[("body", r#"{"id":1,"kind":"welcome_email","payload":{"to":"not an address"}}"#)])
         .await
         .unwrap();
     let pipeline = Pipeline::start(
@@ -487,10 +411,7 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
 
     let ann = address("ann");
     register_ok(&app, &ann).await;
-    eventually(Duration::from_secs(20), "the good message's mail", || async {
-        mails.count_to(&ann) == 1
-    })
-    .await;
+    eventually(Duration::from_secs(20), "the good message's mail", || async { mails.count_to(&ann) == 1 }).await;
     let dead = format!("{}:dead", queue.stream);
     eventually(Duration::from_secs(20), "three dead letters", || async {
         stream_len(&mut redis(&queue.url).await, &dead).await == 3
@@ -501,10 +422,7 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     let entries: redis::streams::StreamRangeReply = conn.xrange_all(&dead).await.unwrap();
     let reasons: Vec<String> = entries.ids.iter().map(|e| e.get("reason").unwrap()).collect();
     assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
-    assert_eq!(
-        entries.ids[0].get::<String>("body").as_deref(),
-        Some("this is not JSON")
-    );
+    assert_eq!(entries.ids[0].get::<String>("body").as_deref(), Some("this is not JSON"));
     assert_eq!(pending(&mut conn, &queue).await, 0);
     assert_eq!(mails.mails().len(), 1);
 }
@@ -541,10 +459,7 @@ async fn a_burst_of_200_registrations_sends_200_mails_once_each() {
         .await;
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
 
-    eventually(Duration::from_secs(90), "200 mails", || async {
-        mails.mails().len() >= USERS
-    })
-    .await;
+    eventually(Duration::from_secs(90), "200 mails", || async { mails.mails().len() >= USERS }).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for pipeline in pipelines {
         pipeline.stop().await;
@@ -592,11 +507,8 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
     let message_ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap()).collect();
 
     let mails = MailLog::new();
-    let mailer = Arc::new(FailingMailer {
-        fail_all: false,
-        fail_for: HashSet::from([bob.clone()]),
-        log: mails.mailer(),
-    });
+    let mailer =
+        Arc::new(FailingMailer { fail_all: false, fail_for: HashSet::from([bob.clone()]), log: mails.mailer() });
     let worker = Worker::new(app.pool().clone(), mailer, WorkerOptions::default());
 
     let response = worker.handle_sqs(event.clone()).await;
@@ -612,11 +524,7 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
 
     // The whole batch redelivered: ann's mail is not sent again, the rest fail again.
     let again = worker.handle_sqs(event).await;
-    let failed: Vec<_> = again
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+    let failed: Vec<_> = again.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     assert_eq!(failed, message_ids[1..].to_vec());
     assert_eq!(mails.mails().len(), 1);
 }
@@ -626,14 +534,8 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
 /// A queue and its DLQ of this test's own on LocalStack (redrive after `max_receives`).
 async fn sqs_queues(client: &aws_sdk_sqs::Client, visibility: u32, max_receives: u32) -> (String, String) {
     let name = unique("test-welcome");
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .expect("create DLQ")
-        .queue_url
-        .unwrap();
+    let dlq =
+        client.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create DLQ").queue_url.unwrap();
     let dlq_arn = client
         .get_queue_attributes()
         .queue_url(&dlq)
@@ -662,10 +564,7 @@ async fn http_get_json(url: &str) -> Value {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let response = client.get(url.parse().unwrap()).await.expect("GET");
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     serde_json::from_slice(&body).expect("JSON")
 }
 
@@ -677,11 +576,7 @@ async fn ses_mails_to(to: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| {
-            m["Destination"]["ToAddresses"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == to))
-        })
+        .filter(|m| m["Destination"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|x| x == to)))
         .collect()
 }
 
@@ -690,17 +585,10 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
     let sdk = common::aws::localstack_config(&localstack_url()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (queue_url, _dlq) = sqs_queues(&sqs, 5, 5).await;
-    let config = QueueConfig {
-        wait: Duration::from_secs(1),
-        ..QueueConfig::new(&queue_url)
-    };
+    let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&queue_url) };
     let sender = common::mail::MailConfig::DEFAULT_FROM;
     let ses = aws_sdk_ses::Client::new(&sdk);
-    ses.verify_email_identity()
-        .email_address(sender)
-        .send()
-        .await
-        .expect("verify sender");
+    ses.verify_email_identity().email_address(sender).send().await.expect("verify sender");
 
     let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
     let app = TestApp::spawn_with_publisher(Some(publisher)).await;
@@ -721,14 +609,8 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["Source"], sender);
     assert_eq!(sent[0]["Subject"], "Welcome to the Game Store");
-    assert!(
-        sent[0]["Body"]["text_part"].as_str().unwrap().contains(&ann),
-        "{sent:?}"
-    );
-    assert!(
-        sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"),
-        "{sent:?}"
-    );
+    assert!(sent[0]["Body"]["text_part"].as_str().unwrap().contains(&ann), "{sent:?}");
+    assert!(sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"), "{sent:?}");
     assert_eq!(delivery_rows(&app).await, (1, 1));
     let left = sqs
         .get_queue_attributes()
@@ -749,18 +631,11 @@ async fn a_message_that_always_fails_ends_in_the_sqs_dlq() {
     let sdk = common::aws::localstack_config(&localstack_url()).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let (queue_url, dlq_url) = sqs_queues(&sqs, 1, 5).await;
-    let config = QueueConfig {
-        wait: Duration::from_secs(1),
-        ..QueueConfig::new(&queue_url)
-    };
+    let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&queue_url) };
     let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
     let app = TestApp::spawn_with_publisher(Some(publisher)).await;
     let mails = MailLog::new();
-    let mailer = Arc::new(FailingMailer {
-        fail_all: true,
-        fail_for: HashSet::new(),
-        log: mails.mailer(),
-    });
+    let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
     let consumer = SqsQueue::with_client(sqs.clone(), &config);
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -777,10 +652,7 @@ async fn a_message_that_always_fails_ends_in_the_sqs_dlq() {
     let mut dead = Vec::new();
     let start = Instant::now();
     while dead.is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the message never reached the DLQ"
-        );
+        assert!(start.elapsed() < Duration::from_secs(60), "the message never reached the DLQ");
         dead = dlq.receive(10).await.unwrap();
     }
     let _ = stop.send(());

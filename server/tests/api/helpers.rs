@@ -65,9 +65,7 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to test Postgres");
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect to test Postgres");
     tokio::spawn(connection);
     client
 }
@@ -78,51 +76,45 @@ async fn fresh_database() -> String {
     let admin_url = admin_url();
     let admin = connect(&admin_url).await;
     let template = format!("gamestore_template_{:016x}", common::db::migrations_fingerprint());
-    admin
-        .execute("SELECT pg_advisory_lock(727272)", &[])
-        .await
-        .expect("advisory lock");
+    admin.execute("SELECT pg_advisory_lock(727272)", &[]).await.expect("advisory lock");
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
         .await
         .expect("look up template")
         .is_some();
     if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE \"{template}_building\""))
-            .await
-            .expect("create template");
+        admin.batch_execute(&format!("CREATE DATABASE \"{template}_building\"")).await.expect("create template");
         let pool = common::db::pool(&with_database(&admin_url, &format!("{template}_building")), 1).expect("pool");
         common::db::migrate(&pool).await.expect("migrate template");
         pool.close();
         drop(pool);
         admin
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""
-            ))
+            .batch_execute(&format!("ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""))
             .await
             .expect("publish template");
     }
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-        .await
-        .expect("create db");
-    admin
-        .execute("SELECT pg_advisory_unlock(727272)", &[])
-        .await
-        .expect("advisory unlock");
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await.expect("create db");
+    admin.execute("SELECT pg_advisory_unlock(727272)", &[]).await.expect("advisory unlock");
     with_database(&admin_url, &name)
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with_publisher(None).await
+        Self::spawn_on(fresh_database().await, None).await
     }
 
     /// A test app whose register publishes the welcome email with `publisher`.
     pub async fn spawn_with_publisher(publisher: Option<Arc<dyn Publisher>>) -> Self {
-        let database_url = fresh_database().await;
+        Self::spawn_on(fresh_database().await, publisher).await
+    }
+
+    /// A second server process on the same database, as another Lambda instance would be.
+    pub async fn sibling(&self) -> Self {
+        Self::spawn_on(self.database_url.clone(), self.state.publisher.clone()).await
+    }
+
+    async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>) -> Self {
         let config = Config {
             database_url: database_url.clone(),
             db_pool_size: 16,
@@ -137,12 +129,7 @@ impl TestApp {
         let address = listener.local_addr().expect("local address");
         tokio::spawn(gamestore::serve(listener, state.clone(), std::future::pending()));
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self {
-            address,
-            state,
-            database_url,
-            client,
-        }
+        Self { address, state, database_url, client }
     }
 
     pub fn jwt(&self) -> Arc<Jwt> {
@@ -155,9 +142,7 @@ impl TestApp {
 
     /// Sends a request with a raw body and optional headers.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> TestResponse {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.address));
+        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.address));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -173,9 +158,7 @@ impl TestApp {
                 .unwrap_or_else(|_| panic!("response is not JSON: {status} {}", String::from_utf8_lossy(&bytes)))
         };
         assert!(
-            headers
-                .get(header::CONTENT_TYPE)
-                .is_none_or(|ct| ct == "application/json"),
+            headers.get(header::CONTENT_TYPE).is_none_or(|ct| ct == "application/json"),
             "non-JSON content type {:?}",
             headers.get(header::CONTENT_TYPE)
         );
@@ -194,26 +177,15 @@ impl TestApp {
         if let Some(auth) = &auth {
             headers.push(("authorization", auth.as_str()));
         }
-        self.send(Method::POST, path, &headers, body.to_string().into_bytes())
-            .await
+        self.send(Method::POST, path, &headers, body.to_string().into_bytes()).await
     }
 
     pub async fn register(&self, email: &str, password: &str) -> TestResponse {
-        self.post(
-            "/api/v1/auth/register",
-            &json!({"email": email, "password": password}),
-            None,
-        )
-        .await
+        self.post("/api/v1/auth/register", &json!({"email": email, "password": password}), None).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
-        self.post(
-            "/api/v1/auth/login",
-            &json!({"email": email, "password": password}),
-            None,
-        )
-        .await
+        self.post("/api/v1/auth/login", &json!({"email": email, "password": password}), None).await
     }
 
     /// Inserts a user directly (no hashing cost) and returns a token for it.

@@ -22,29 +22,18 @@ fn fixture(name: &str) -> Value {
 /// Rewrites a fixture: path under `stage`, optional body (base64 when asked), headers.
 fn event(name: &str, stage: &str, body: Option<&Value>, base64: bool, headers: &[(&str, &str)]) -> Value {
     let mut event = fixture(name);
-    let path = event["requestContext"]["http"]["path"]
-        .as_str()
-        .expect("path")
-        .to_owned();
+    let path = event["requestContext"]["http"]["path"].as_str().expect("path").to_owned();
     let path = match event["requestContext"]["stage"].as_str() {
         Some(old) if old != "$default" => path.trim_start_matches(&format!("/{old}")).to_owned(),
         _ => path,
     };
-    let staged = if stage == "$default" {
-        path
-    } else {
-        format!("/{stage}{path}")
-    };
+    let staged = if stage == "$default" { path } else { format!("/{stage}{path}") };
     event["rawPath"] = json!(staged);
     event["requestContext"]["http"]["path"] = json!(staged);
     event["requestContext"]["stage"] = json!(stage);
     if let Some(body) = body {
         let text = body.to_string();
-        event["body"] = json!(if base64 {
-            BASE64_STANDARD.encode(text.as_bytes())
-        } else {
-            text
-        });
+        event["body"] = json!(if base64 { BASE64_STANDARD.encode(text.as_bytes()) } else { text });
         event["isBase64Encoded"] = json!(base64);
     }
     for (name, value) in headers {
@@ -55,10 +44,7 @@ fn event(name: &str, stage: &str, body: Option<&Value>, base64: bool, headers: &
 
 async fn invoke(routes: fn(AppState) -> Router, app: &TestApp, event: &Value) -> (StatusCode, Value) {
     let request = lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
-    let response = common::lambda::service(routes(app.state.clone()))
-        .oneshot(request)
-        .await
-        .expect("infallible");
+    let response = common::lambda::service(routes(app.state.clone())).oneshot(request).await.expect("infallible");
     let status = response.status();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("body");
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -74,12 +60,7 @@ async fn register_and_login_through_their_lambdas() {
     assert_eq!(body["user"]["email"], "lambda-fixture@example.com");
 
     let credentials = json!({"email": "lambda-fixture@example.com", "password": "correct horse battery"});
-    let (status, body) = invoke(
-        login::routes,
-        &app,
-        &event("login", "$default", Some(&credentials), false, &[]),
-    )
-    .await;
+    let (status, body) = invoke(login::routes, &app, &event("login", "$default", Some(&credentials), false, &[])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
 }
@@ -90,17 +71,10 @@ async fn product_functions_through_their_lambdas() {
     let admin = format!("Bearer {}", app.user_token(Role::Admin).await);
     let auth = [("authorization", admin.as_str())];
 
-    let fixture_body = fixture("create-product")["body"]
-        .as_str()
-        .map(str::to_owned)
-        .expect("body");
+    let fixture_body = fixture("create-product")["body"].as_str().map(str::to_owned).expect("body");
     let new: Value = serde_json::from_str(&fixture_body).expect("JSON body");
-    let (status, created) = invoke(
-        create_product::routes,
-        &app,
-        &event("create-product", "prod", Some(&new), true, &auth),
-    )
-    .await;
+    let (status, created) =
+        invoke(create_product::routes, &app, &event("create-product", "prod", Some(&new), true, &auth)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().expect("id");
 
@@ -113,12 +87,7 @@ async fn product_functions_through_their_lambdas() {
     assert_eq!(fetched, created);
 
     app.product("LAMBDA-2", 5, 5).await;
-    let (status, listed) = invoke(
-        list_products::routes,
-        &app,
-        &event("list-products", "prod", None, false, &[]),
-    )
-    .await;
+    let (status, listed) = invoke(list_products::routes, &app, &event("list-products", "prod", None, false, &[])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
 
@@ -147,16 +116,9 @@ async fn list_products_links_keep_the_stage() {
     }
     let request =
         lambda_http::request::from_str(&event("list-products", "prod", None, false, &[]).to_string()).expect("event");
-    let response = common::lambda::service(list_products::routes(app.state.clone()))
-        .oneshot(request)
-        .await
-        .expect("ok");
-    let link = response
-        .headers()
-        .get("link")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let response =
+        common::lambda::service(list_products::routes(app.state.clone())).oneshot(request).await.expect("ok");
+    let link = response.headers().get("link").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     assert!(link.starts_with("</prod/api/v1/products?limit=2&after="), "{link}");
 }
 
@@ -179,13 +141,7 @@ async fn create_order_through_its_lambda() {
     let (status, body) = invoke(
         create_order::routes,
         &app,
-        &event(
-            "create-order",
-            "$default",
-            Some(&order),
-            false,
-            &[("authorization", &user)],
-        ),
+        &event("create-order", "$default", Some(&order), false, &[("authorization", &user)]),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -196,12 +152,7 @@ async fn create_order_through_its_lambda() {
 async fn a_function_answers_json_for_routes_it_does_not_own() {
     let app = TestApp::spawn().await;
 
-    let (status, body) = invoke(
-        create_order::routes,
-        &app,
-        &event("list-products", "prod", None, false, &[]),
-    )
-    .await;
+    let (status, body) = invoke(create_order::routes, &app, &event("list-products", "prod", None, false, &[])).await;
 
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "route_not_found");

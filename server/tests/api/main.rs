@@ -5,8 +5,13 @@
 
 mod auth;
 mod bad_input;
+mod carts;
 mod email;
 mod helpers;
+mod idempotency;
 mod lambda_events;
+mod order_history;
 mod orders;
+mod process;
 mod products;
+mod throttling;

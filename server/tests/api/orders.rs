@@ -13,9 +13,7 @@ async fn an_order_takes_stock_and_records_the_price() {
     let product = app.product("ORDER-1", 1250, 5).await;
     let user = app.user_token(Role::User).await;
 
-    let response = app
-        .post("/api/v1/orders", &json!({"product_id": product}), Some(&user))
-        .await;
+    let response = app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await;
 
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
     assert_eq!(response.body["message"], "Order placed successfully");
@@ -39,41 +37,21 @@ async fn quantity_buys_several_units_even_across_buckets() {
     let product = app.product("QTY-1", 300, 20).await;
     let user = app.user_token(Role::User).await;
 
-    let big = app
-        .post(
-            "/api/v1/orders",
-            &json!({"product_id": product, "quantity": 15}),
-            Some(&user),
-        )
-        .await;
+    let big = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 15}), Some(&user)).await;
     assert_eq!(big.status, StatusCode::CREATED, "{:?}", big.body);
     assert_eq!(big.body["order"]["total"], 4500);
     assert_eq!(app.stock(product).await, 5);
 
-    let too_many = app
-        .post(
-            "/api/v1/orders",
-            &json!({"product_id": product, "quantity": 6}),
-            Some(&user),
-        )
-        .await;
+    let too_many = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 6}), Some(&user)).await;
     assert_eq!(too_many.status, StatusCode::CONFLICT);
     assert_eq!(too_many.code(), "out_of_stock");
     assert_eq!(too_many.body["product_id"], product);
     assert_eq!(app.stock(product).await, 5);
 
-    let rest = app
-        .post(
-            "/api/v1/orders",
-            &json!({"product_id": product, "quantity": 5}),
-            Some(&user),
-        )
-        .await;
+    let rest = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 5}), Some(&user)).await;
     assert_eq!(rest.status, StatusCode::CREATED, "{:?}", rest.body);
     assert_eq!(app.stock(product).await, 0);
-    let negative: i64 = app
-        .query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[])
-        .await;
+    let negative: i64 = app.query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[]).await;
     assert_eq!(negative, 0);
 }
 
@@ -83,29 +61,17 @@ async fn unknown_product_and_sold_out_change_nothing() {
     let product = app.product("SOLD-1", 100, 1).await;
     let user = app.user_token(Role::User).await;
     assert_eq!(
-        app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user))
-            .await
-            .status,
+        app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await.status,
         StatusCode::CREATED
     );
 
-    let sold_out = app
-        .post("/api/v1/orders", &json!({"product_id": product}), Some(&user))
-        .await;
+    let sold_out = app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await;
     assert_eq!(sold_out.status, StatusCode::CONFLICT);
-    assert_eq!(
-        sold_out.body,
-        json!({"error": "Out of stock", "code": "out_of_stock", "product_id": product})
-    );
+    assert_eq!(sold_out.body, json!({"error": "Out of stock", "code": "out_of_stock", "product_id": product}));
 
-    let unknown = app
-        .post("/api/v1/orders", &json!({"product_id": 424242}), Some(&user))
-        .await;
+    let unknown = app.post("/api/v1/orders", &json!({"product_id": 424242}), Some(&user)).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        unknown.body,
-        json!({"error": "Product not found", "code": "product_not_found", "product_id": 424242})
-    );
+    assert_eq!(unknown.body, json!({"error": "Product not found", "code": "product_not_found", "product_id": 424242}));
 
     assert_eq!(app.count("orders").await, 1);
     assert_eq!(app.count("order_items").await, 1);
@@ -155,8 +121,7 @@ async fn concurrent_buyers_never_oversell() {
             let (app, barrier) = (app.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                app.post("/api/v1/orders", &json!({"product_id": product}), Some(&token))
-                    .await
+                app.post("/api/v1/orders", &json!({"product_id": product}), Some(&token)).await
             })
         });
         let mut statuses: HashMap<u16, usize> = HashMap::new();
@@ -168,28 +133,15 @@ async fn concurrent_buyers_never_oversell() {
             *statuses.entry(response.status.as_u16()).or_default() += 1;
         }
 
-        assert_eq!(
-            statuses.get(&201),
-            Some(&(STOCK as usize)),
-            "round {round}: {statuses:?}"
-        );
-        assert_eq!(
-            statuses.get(&409),
-            Some(&(BUYERS - STOCK as usize)),
-            "round {round}: {statuses:?}"
-        );
+        assert_eq!(statuses.get(&201), Some(&(STOCK as usize)), "round {round}: {statuses:?}");
+        assert_eq!(statuses.get(&409), Some(&(BUYERS - STOCK as usize)), "round {round}: {statuses:?}");
         assert_eq!(app.stock(product).await, 0, "round {round}");
         let sold: i64 = app
-            .query_one(
-                "SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1",
-                &[&product],
-            )
+            .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
             .await;
         assert_eq!(sold, STOCK, "round {round}");
     }
-    let negative: i64 = app
-        .query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[])
-        .await;
+    let negative: i64 = app.query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[]).await;
     assert_eq!(negative, 0);
 }
 
@@ -207,13 +159,8 @@ async fn concurrent_multi_unit_orders_keep_the_sum_exact() {
         let quantity = 1 + i % 4;
         let app = app.clone();
         buyers.push(tokio::spawn(async move {
-            let response = app
-                .post(
-                    "/api/v1/orders",
-                    &json!({"product_id": product, "quantity": quantity}),
-                    Some(&token),
-                )
-                .await;
+            let response =
+                app.post("/api/v1/orders", &json!({"product_id": product, "quantity": quantity}), Some(&token)).await;
             (quantity, response.status)
         }));
     }
@@ -230,15 +177,9 @@ async fn concurrent_multi_unit_orders_keep_the_sum_exact() {
     let left = app.stock(product).await;
     assert_eq!(sold + left, STOCK);
     assert!(left >= 0);
-    assert!(
-        refused.iter().all(|&q| q > left),
-        "refused {refused:?} with {left} left"
-    );
+    assert!(refused.iter().all(|&q| q > left), "refused {refused:?} with {left} left");
     let recorded: i64 = app
-        .query_one(
-            "SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1",
-            &[&product],
-        )
+        .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
         .await;
     assert_eq!(recorded, sold);
 }

@@ -22,9 +22,7 @@ async fn admin_creates_a_product_anyone_can_read() {
     assert_eq!(fetched.body, created.body);
     // Stock is spread over buckets; the sum is what was asked for.
     assert_eq!(app.stock(id).await, 37);
-    let buckets: i64 = app
-        .query_one("SELECT count(*) FROM product_stock WHERE product_id = $1", &[&id])
-        .await;
+    let buckets: i64 = app.query_one("SELECT count(*) FROM product_stock WHERE product_id = $1", &[&id]).await;
     assert!(buckets > 1);
 }
 
@@ -33,13 +31,7 @@ async fn description_and_stock_are_optional() {
     let app = TestApp::spawn().await;
     let admin = app.user_token(Role::Admin).await;
 
-    let created = app
-        .post(
-            "/api/v1/products",
-            &json!({"name": "Free", "price": 0, "sku": "FREE"}),
-            Some(&admin),
-        )
-        .await;
+    let created = app.post("/api/v1/products", &json!({"name": "Free", "price": 0, "sku": "FREE"}), Some(&admin)).await;
 
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["description"], "");
@@ -65,6 +57,8 @@ async fn product_rules_name_the_field_and_write_nothing() {
         (without("name"), "name"),
         (with("name", json!("   ")), "name"),
         (with("name", json!("x".repeat(201))), "name"),
+        (with("name", json!("nul\u{0}byte")), "name"),
+        (with("description", json!("nul\u{0}byte")), "description"),
         (without("price"), "price"),
         (with("price", json!(-1)), "price"),
         (with("price", json!(19.99)), "price"),
@@ -94,13 +88,8 @@ async fn duplicate_sku_is_a_conflict() {
     app.product("DUP-1", 100, 5).await;
     let admin = app.user_token(Role::Admin).await;
 
-    let response = app
-        .post(
-            "/api/v1/products",
-            &json!({"name": "Again", "price": 1, "sku": "DUP-1"}),
-            Some(&admin),
-        )
-        .await;
+    let response =
+        app.post("/api/v1/products", &json!({"name": "Again", "price": 1, "sku": "DUP-1"}), Some(&admin)).await;
 
     assert_eq!(response.status, StatusCode::CONFLICT);
     assert_eq!(response.code(), "sku_taken");
@@ -184,10 +173,7 @@ async fn list_default_page_is_50_and_limit_is_checked() {
     let admin = app.user_token(Role::Admin).await;
     for i in 0..51 {
         let body = json!({"name": "g", "price": 1, "sku": format!("BULK-{i}")});
-        assert_eq!(
-            app.post("/api/v1/products", &body, Some(&admin)).await.status,
-            StatusCode::CREATED
-        );
+        assert_eq!(app.post("/api/v1/products", &body, Some(&admin)).await.status, StatusCode::CREATED);
     }
 
     let first = app.get("/api/v1/products", None).await;
