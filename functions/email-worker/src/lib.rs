@@ -21,10 +21,14 @@
 //!   is not recorded, and the next delivery after the lease sends it again. We chose this
 //!   side (at least once) over claim-and-never-retry (at most once), because a lost welcome
 //!   mail cannot be noticed by anyone, while this duplicate needs a crash inside one
-//!   network call. The lease (default 30 s) is longer than a send may take (the SDK's
-//!   30 s operation timeout) and shorter than the queue's redelivery delay (Redis claim
-//!   timeout 60 s, SQS visibility timeout), so a redelivered message finds an expired
-//!   claim and is not held back.
+//!   network call. A send that times out is the same case (outcome unknown): its claim is
+//!   kept, so the retry waits out the lease.
+//!
+//! Timeouts, in order: a send is cut off at 2/3 of the lease (the SDK's own operation
+//! timeout is 20 s); the lease (`DELIVERY_LEASE_MS`, default 30 s) is longer than that, so
+//! no second worker takes over a send in flight; the queue's redelivery delay (Redis claim
+//! timeout 60 s, SQS visibility timeout ≥ 6× the function timeout) is longer than the
+//! lease, so a message redelivered after a crash finds an expired claim and is sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,12 +135,19 @@ impl Worker {
         }
         pause(self.options.pause_before_send, "before send").await;
 
-        if let Err(err) = self.mailer.send(&mail::welcome(to.as_str())).await {
-            // Let the next delivery try at once rather than after the lease.
-            if let Err(release) = self.release(id).await {
-                tracing::warn!(message_id = id, error = %release, "cannot release the delivery claim");
+        // A send never outlives the claim: past the lease another worker may take it over.
+        let send_limit = self.options.lease.mul_f64(2.0 / 3.0);
+        match tokio::time::timeout(send_limit, self.mailer.send(&mail::welcome(to.as_str()))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                // Not sent: let the next delivery try at once rather than after the lease.
+                if let Err(release) = self.release(id).await {
+                    tracing::warn!(message_id = id, error = %release, "cannot release the delivery claim");
+                }
+                return Err(transient(err));
             }
-            return Err(transient(err));
+            // Sent or not, nobody knows: keep the claim, so a retry waits out the lease.
+            Err(_) => return Err(Failure::Transient(format!("sending took longer than {send_limit:?}"))),
         }
         if let Err(err) = self.record(id).await {
             // Acknowledging anyway: reporting a failure would have the mail sent again.

@@ -49,18 +49,21 @@ fn address(prefix: &str) -> String {
     format!("{}@example.com", unique(prefix))
 }
 
-/// A Redis queue of this test's own: its stream, short timeouts.
+/// A Redis queue of this test's own: its stream, short timeouts. The claim timeout stays
+/// above the worker's lease (see [`fast_worker`]), as in production: a competing worker
+/// must wait for a slow send rather than take the message over.
 fn redis_queue(url: &str) -> QueueConfig {
     QueueConfig {
         stream: unique("test-stream"),
-        claim_timeout: Duration::from_millis(500),
+        claim_timeout: Duration::from_secs(3),
         wait: Duration::from_millis(200),
         ..QueueConfig::new(url)
     }
 }
 
+/// Timeouts kept in their production order (send < lease < claim timeout), scaled down.
 fn fast_worker() -> WorkerOptions {
-    WorkerOptions { lease: Duration::from_millis(500), ..WorkerOptions::default() }
+    WorkerOptions { lease: Duration::from_secs(2), ..WorkerOptions::default() }
 }
 
 fn fast_sweep() -> SweepConfig {
@@ -272,9 +275,9 @@ fn spawn_worker(app: &TestApp, queue: &QueueConfig, mails: &MailLog, pause: &[&s
         .env("QUEUE_URL", &queue.url)
         .env("QUEUE_STREAM", &queue.stream)
         .env("QUEUE_GROUP", &queue.group)
-        .env("QUEUE_CLAIM_TIMEOUT_MS", "1000")
+        .env("QUEUE_CLAIM_TIMEOUT_MS", "2000")
         .env("QUEUE_WAIT_MS", "200")
-        .env("DELIVERY_LEASE_MS", "1000")
+        .env("DELIVERY_LEASE_MS", "1500")
         .env("MAIL_LOG", &mails.0)
         .env_remove("MAILER")
         .env("RUST_LOG", "warn")
@@ -351,7 +354,8 @@ async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
 
 #[tokio::test]
 async fn a_message_that_always_fails_ends_in_the_dead_stream() {
-    let queue = redis_queue(&redis_url());
+    // Every failed send releases its claim, so redeliveries may come quickly.
+    let queue = QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
     let mails = MailLog::new();
     let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
