@@ -117,10 +117,7 @@ pub struct AdminCredentials {
 
 impl std::fmt::Debug for AdminCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminCredentials")
-            .field("email", &self.email)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("AdminCredentials").field("email", &self.email).field("password", &"<redacted>").finish()
     }
 }
 
@@ -163,13 +160,7 @@ fn jwt_source(env: &impl Env) -> Result<Source, ConfigError> {
 #[derive(Debug, PartialEq)]
 pub enum DatabaseSource {
     Url(String),
-    Parts {
-        host: String,
-        port: u16,
-        dbname: String,
-        sslmode: String,
-        secret_arn: String,
-    },
+    Parts { host: String, port: u16, dbname: String, sslmode: String, secret_arn: String },
 }
 
 /// The credentials secret as RDS and `GenerateSecretString` store it (other keys, such as
@@ -186,9 +177,7 @@ impl DatabaseSource {
             return Ok(Self::Url(url));
         }
         let Some(host) = non_empty(env, "DB_HOST") else {
-            return Err(ConfigError::Missing(
-                "DATABASE_URL (or DB_HOST, DB_NAME and DB_SECRET_ARN)",
-            ));
+            return Err(ConfigError::Missing("DATABASE_URL (or DB_HOST, DB_NAME and DB_SECRET_ARN)"));
         };
         let sslmode = non_empty(env, "DB_SSLMODE").unwrap_or_else(|| "require".to_owned());
         if !matches!(sslmode.as_str(), "disable" | "prefer" | "require") {
@@ -209,13 +198,7 @@ impl DatabaseSource {
     async fn resolve(self, secrets: &SecretsExtension) -> Result<String, ConfigError> {
         match self {
             Self::Url(url) => Ok(url),
-            Self::Parts {
-                host,
-                port,
-                dbname,
-                sslmode,
-                secret_arn,
-            } => {
+            Self::Parts { host, port, dbname, sslmode, secret_arn } => {
                 let raw = secrets.get(&secret_arn).await?;
                 let creds: DbCredentials = serde_json::from_str(&raw).map_err(|err| ConfigError::Secret {
                     secret_id: secret_arn.clone(),
@@ -276,19 +259,12 @@ impl SecretsExtension {
 
     /// `SecretString` of the secret `secret_id` (an ARN or name).
     pub async fn get(&self, secret_id: &str) -> Result<String, ConfigError> {
-        let fail = |reason: String| ConfigError::Secret {
-            secret_id: secret_id.to_owned(),
-            reason,
-        };
+        let fail = |reason: String| ConfigError::Secret { secret_id: secret_id.to_owned(), reason };
         let token = self
             .token
             .as_deref()
             .ok_or_else(|| fail("AWS_SESSION_TOKEN is not set (is this running in Lambda?)".into()))?;
-        let uri = format!(
-            "http://127.0.0.1:{}/secretsmanager/get?secretId={}",
-            self.port,
-            query_escape(secret_id)
-        );
+        let uri = format!("http://127.0.0.1:{}/secretsmanager/get?secretId={}", self.port, query_escape(secret_id));
         let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let mut last = String::new();
         for attempt in 1..=EXTENSION_ATTEMPTS {
@@ -309,12 +285,7 @@ impl SecretsExtension {
                 Err(_) => return Err(fail(format!("no answer within {EXTENSION_TIMEOUT:?}"))),
             };
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|err| fail(err.to_string()))?
-                .to_bytes();
+            let body = response.into_body().collect().await.map_err(|err| fail(err.to_string()))?.to_bytes();
             if status.is_success() {
                 let value: SecretValue = serde_json::from_slice(&body).map_err(|err| fail(err.to_string()))?;
                 return value
@@ -351,10 +322,7 @@ where
     T::Err: std::fmt::Display,
 {
     match env.get(name) {
-        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
-            name,
-            reason: err.to_string(),
-        }),
+        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid { name, reason: err.to_string() }),
         None => Ok(default),
     }
 }
@@ -391,20 +359,14 @@ mod tests {
 
     #[test]
     fn short_jwt_secret_is_refused() {
-        assert!(matches!(
-            jwt_secret_bytes("x".repeat(31)),
-            Err(ConfigError::Invalid { name: "JWT_SECRET", .. })
-        ));
+        assert!(matches!(jwt_secret_bytes("x".repeat(31)), Err(ConfigError::Invalid { name: "JWT_SECRET", .. })));
         assert_eq!(jwt_secret_bytes("x".repeat(32)).map(|s| s.len()).ok(), Some(32));
     }
 
     #[tokio::test]
     async fn direct_values_need_no_extension() {
-        let env = env(&[
-            ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
-            ("JWT_SECRET", SECRET),
-            ("JWT_TTL_SECONDS", "60"),
-        ]);
+        let env =
+            env(&[("DATABASE_URL", "postgres://u@127.0.0.1/db"), ("JWT_SECRET", SECRET), ("JWT_TTL_SECONDS", "60")]);
         assert!(!Config::needs_extension(&env));
         let config = Config::load(&env).await.map_err(|e| e.to_string());
         let config = config.as_ref().map_err(String::as_str);
@@ -420,19 +382,13 @@ mod tests {
         assert_eq!(err.as_deref(), Some("JWT_SECRET (or JWT_SECRET_ARN) is not set"));
 
         let weak = env(&[("DATABASE_URL", "postgres://u@h/db"), ("JWT_SECRET", "short")]);
-        assert!(matches!(
-            Config::load(&weak).await,
-            Err(ConfigError::Invalid { name: "JWT_SECRET", .. })
-        ));
+        assert!(matches!(Config::load(&weak).await, Err(ConfigError::Invalid { name: "JWT_SECRET", .. })));
 
         let no_db = env(&[("JWT_SECRET", SECRET)]);
         assert!(matches!(Config::load(&no_db).await, Err(ConfigError::Missing(_))));
 
         let no_name = env(&[("DB_HOST", "proxy"), ("DB_SECRET_ARN", "arn:x")]);
-        assert!(matches!(
-            DatabaseSource::from_env(&no_name),
-            Err(ConfigError::Missing("DB_NAME"))
-        ));
+        assert!(matches!(DatabaseSource::from_env(&no_name), Err(ConfigError::Missing("DB_NAME"))));
 
         let bad_mode = env(&[
             ("DB_HOST", "proxy"),
@@ -440,10 +396,7 @@ mod tests {
             ("DB_SECRET_ARN", "arn:x"),
             ("DB_SSLMODE", "verify-full"),
         ]);
-        assert!(matches!(
-            DatabaseSource::from_env(&bad_mode),
-            Err(ConfigError::Invalid { name: "DB_SSLMODE", .. })
-        ));
+        assert!(matches!(DatabaseSource::from_env(&bad_mode), Err(ConfigError::Invalid { name: "DB_SSLMODE", .. })));
     }
 
     #[test]
@@ -483,14 +436,8 @@ mod tests {
         assert!(matches!(half, Err(ConfigError::Missing(_))));
         let both = admin_credentials(&env(&[("ADMIN_EMAIL", "a@b.c"), ("ADMIN_PASSWORD", "pw")])).await;
         let both = both.ok().flatten();
-        assert_eq!(
-            both.as_ref().map(|a| (a.email.as_str(), a.password.as_str())),
-            Some(("a@b.c", "pw"))
-        );
-        assert!(
-            !format!("{both:?}").contains("pw\""),
-            "Debug must not print the password"
-        );
+        assert_eq!(both.as_ref().map(|a| (a.email.as_str(), a.password.as_str())), Some(("a@b.c", "pw")));
+        assert!(!format!("{both:?}").contains("pw\""), "Debug must not print the password");
 
         let (port, _heads) = fake_extension(|_| {
             let secret = r#"{"email":"root@example.com","password":"from the secret"}"#;
@@ -624,18 +571,9 @@ mod tests {
         };
         assert_eq!(ext.get("present").await.ok().as_deref(), Some("value"));
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
-        let err = ext
-            .get("missing")
-            .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = ext.get("missing").await.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("ResourceNotFoundException"), "{err}");
-        assert_eq!(
-            calls.load(std::sync::atomic::Ordering::SeqCst),
-            3,
-            "a 4xx is not retried"
-        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3, "a 4xx is not retried");
 
         let no_token = SecretsExtension::from_env(&env(&[("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", &port)]));
         let err = match no_token {

@@ -36,9 +36,7 @@ pub enum DbError {
 /// databases) connect in plain text.
 pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
     let pg = tokio_postgres::Config::from_str(database_url).map_err(DbError::Url)?;
-    let config = ManagerConfig {
-        recycling_method: RecyclingMethod::Fast,
-    };
+    let config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = if pg.get_ssl_mode() == SslMode::Require {
         Manager::from_config(pg, tls_connector()?, config)
     } else {
@@ -50,11 +48,7 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
         create: Some(Duration::from_secs(5)),
         recycle: Some(Duration::from_secs(5)),
     };
-    Ok(Pool::builder(manager)
-        .max_size(size.max(1))
-        .timeouts(timeouts)
-        .runtime(Runtime::Tokio1)
-        .build()?)
+    Ok(Pool::builder(manager).max_size(size.max(1)).timeouts(timeouts).runtime(Runtime::Tokio1).build()?)
 }
 
 /// rustls with the `ring` provider (the crypto stack jsonwebtoken's `rust_crypto` already
@@ -65,9 +59,7 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
 /// would need that bundle instead. rustls always checks the chain and the host name, so
 /// `sslmode=require` here is as strict as libpq's `verify-full`.
 pub fn tls_connector() -> Result<MakeRustlsConnect, DbError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
@@ -132,14 +124,10 @@ pub async fn migrate_and_ensure_admin(
     let admin = match admin {
         None => "skipped",
         Some(creds) => {
-            let email = Email::parse(creds.email).map_err(|e| SetupError::InvalidAdmin {
-                field: "email",
-                message: e.0,
-            })?;
-            let password = Password::parse(creds.password).map_err(|e| SetupError::InvalidAdmin {
-                field: "password",
-                message: e.0,
-            })?;
+            let email =
+                Email::parse(creds.email).map_err(|e| SetupError::InvalidAdmin { field: "email", message: e.0 })?;
+            let password = Password::parse(creds.password)
+                .map_err(|e| SetupError::InvalidAdmin { field: "password", message: e.0 })?;
             let client = pool.get().await.map_err(DbError::from)?;
             match users::ensure_admin(&**client, &email, password).await? {
                 EnsureAdmin::Created(user) => {
@@ -150,10 +138,7 @@ pub async fn migrate_and_ensure_admin(
             }
         }
     };
-    Ok(SetupReport {
-        applied_migrations,
-        admin,
-    })
+    Ok(SetupReport { applied_migrations, admin })
 }
 
 /// A fingerprint of the embedded migrations (names and checksums), so tooling can tell
@@ -185,9 +170,7 @@ mod tests {
         // A plain-text "server" that answers the SSLRequest with 'N' (no TLS): a client
         // in require mode must give up instead of falling back to plain text.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
-        let Ok(listener) = listener else {
-            panic!("cannot bind a loopback port")
-        };
+        let Ok(listener) = listener else { panic!("cannot bind a loopback port") };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let server = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -145,10 +145,7 @@ impl Sku {
         let sku = raw.trim();
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if sku.is_empty() || sku.len() > Self::MAX_LEN || !sku.chars().all(allowed) {
-            return invalid(format!(
-                "must be 1 to {} characters of letters, digits, '.', '_' or '-'",
-                Self::MAX_LEN
-            ));
+            return invalid(format!("must be 1 to {} characters of letters, digits, '.', '_' or '-'", Self::MAX_LEN));
         }
         Ok(Self(sku.to_owned()))
     }
@@ -231,9 +228,7 @@ impl ProductId {
 
     /// Parses the id as it appears in a URL path.
     pub fn parse_str(raw: String) -> Result<Self, Invalid> {
-        raw.parse()
-            .map_err(|_| Invalid("must be a positive integer".into()))
-            .and_then(Self::parse)
+        raw.parse().map_err(|_| Invalid("must be a positive integer".into())).and_then(Self::parse)
     }
 
     pub fn get(self) -> i64 {
@@ -252,6 +247,28 @@ impl UserId {
 
     pub fn get(self) -> i64 {
         self.0
+    }
+}
+
+/// A client-chosen `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &[u8]) -> Result<Self, Invalid> {
+        let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+        match std::str::from_utf8(raw) {
+            Ok(key) if !key.trim().is_empty() && key.len() <= Self::MAX_LEN && raw.iter().all(visible) => {
+                Ok(Self(key.to_owned()))
+            }
+            _ => invalid(format!("must be 1 to {} visible ASCII characters", Self::MAX_LEN)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -285,19 +302,8 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ann@Example.COM ".into()).map(|e| e.0),
-            Ok("ann@example.com".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@localhost",
-            "a b@example.com",
-            "ann@@example.com",
-        ] {
+        assert_eq!(Email::parse("  Ann@Example.COM ".into()).map(|e| e.0), Ok("ann@example.com".into()));
+        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com", "ann@@example.com"] {
             assert!(Email::parse(bad.into()).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(format!("{}@example.com", "a".repeat(250))).is_err());
@@ -309,10 +315,7 @@ mod tests {
         assert!(Password::parse("12345678".into()).is_ok());
         assert!(Password::parse("é".repeat(128)).is_ok());
         assert!(Password::parse("é".repeat(129)).is_err());
-        assert_eq!(
-            format!("{:?}", Password::parse("secret-password".into())),
-            "Ok(Password(..))"
-        );
+        assert_eq!(format!("{:?}", Password::parse("secret-password".into())), "Ok(Password(..))");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum AppError {
     SkuTaken,
     #[error("Out of stock")]
     OutOfStock { product_id: i64 },
+    #[error("Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
 
     /// The database (or pool) cannot be reached; the client may retry.
     #[error("service temporarily unavailable")]
@@ -63,10 +65,7 @@ struct ErrorBody<'a> {
 
 impl AppError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self::Invalid { field: field.into(), message: message.into() }
     }
 
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -84,7 +83,9 @@ impl AppError {
             Self::AdminOnly => StatusCode::FORBIDDEN,
             Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::CONFLICT
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,6 +109,7 @@ impl AppError {
             Self::EmailTaken => "email_taken",
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -136,14 +138,10 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, Json(body)).into_response();
         if let Self::Unavailable(_) = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED && !matches!(self, Self::InvalidCredentials) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -157,10 +155,6 @@ impl From<deadpool_postgres::PoolError> for AppError {
 
 impl From<tokio_postgres::Error> for AppError {
     fn from(err: tokio_postgres::Error) -> Self {
-        if err.is_closed() {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Internal(Box::new(err))
-        }
+        if err.is_closed() { Self::Unavailable(Box::new(err)) } else { Self::Internal(Box::new(err)) }
     }
 }

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::domain::{IdempotencyKey, optional};
 use crate::error::AppError;
 
 /// Largest request body accepted; anything bigger is 413.
@@ -40,13 +41,7 @@ async fn request_span(request: Request, next: Next) -> Response {
     let id = request
         .lambda_context_ref()
         .map(|ctx| ctx.request_id.clone())
-        .or_else(|| {
-            request
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
+        .or_else(|| request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned))
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span =
@@ -54,11 +49,7 @@ async fn request_span(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
-            "handled"
-        );
+        tracing::info!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "handled");
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -81,14 +72,12 @@ where
         if !is_json(request.headers()) {
             return Err(AppError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
-                    AppError::PayloadTooLarge { limit: BODY_LIMIT }
-                }
-                other => AppError::MalformedJson(other.body_text()),
-            })?;
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                AppError::PayloadTooLarge { limit: BODY_LIMIT }
+            }
+            other => AppError::MalformedJson(other.body_text()),
+        })?;
         parse_json(&body).map(Self)
     }
 }
@@ -105,6 +94,10 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    // serde would also read a struct from an array; the API only takes objects.
+    if body.trim_ascii_start().first().is_some_and(|b| *b != b'{') {
+        return Err(AppError::MalformedJson("the body must be a JSON object".into()));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let field = err.path().to_string();
@@ -116,17 +109,16 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
             AppError::Invalid { field, message }
         }
     })?;
-    deserializer
-        .end()
-        .map_err(|err| AppError::MalformedJson(err.to_string()))?;
+    deserializer.end().map_err(|err| AppError::MalformedJson(err.to_string()))?;
     Ok(value)
 }
 
-/// Keyset pagination from `?limit=&after=`: items with an id above `after`, at most
-/// `limit` (default 50, max 100) of them.
+/// Keyset pagination from `?limit=&after=`: the items that come after the item with id
+/// `after` in the listing's order (the start when absent), at most `limit` (default 50,
+/// max 100) of them.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
-    pub after: i64,
+    pub after: Option<i64>,
     pub limit: i64,
 }
 
@@ -143,12 +135,7 @@ impl Page {
         }
         items.truncate(limit);
         let link = items.last().and_then(|last| {
-            HeaderValue::from_str(&format!(
-                "<{path}?limit={}&after={}>; rel=\"next\"",
-                self.limit,
-                id(last)
-            ))
-            .ok()
+            HeaderValue::from_str(&format!("<{path}?limit={}&after={}>; rel=\"next\"", self.limit, id(last))).ok()
         });
         (items, link)
     }
@@ -184,28 +171,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             .map_err(|rejection| AppError::invalid("query", rejection.body_text()))?;
         let limit = match query.limit {
             None => Self::DEFAULT_LIMIT,
-            Some(raw) => raw
-                .parse()
-                .ok()
-                .filter(|limit| (1..=Self::MAX_LIMIT).contains(limit))
-                .ok_or_else(|| {
-                    AppError::invalid(
-                        "limit",
-                        format!("limit: must be an integer from 1 to {}", Self::MAX_LIMIT),
-                    )
-                })?,
+            Some(raw) => raw.parse().ok().filter(|limit| (1..=Self::MAX_LIMIT).contains(limit)).ok_or_else(|| {
+                AppError::invalid("limit", format!("limit: must be an integer from 1 to {}", Self::MAX_LIMIT))
+            })?,
         };
-        let after = match query.after {
-            None => 0,
-            Some(raw) => raw
-                .parse()
-                .ok()
-                .filter(|after| *after >= 0)
-                .ok_or_else(|| AppError::invalid("after", "after: must be a non-negative integer id"))?,
-        };
+        let after = query
+            .after
+            .map(|raw| {
+                raw.parse()
+                    .ok()
+                    .filter(|after: &i64| *after >= 0)
+                    .ok_or_else(|| AppError::invalid("after", "after: must be a non-negative integer id"))
+            })
+            .transpose()?;
         Ok(Self { after, limit })
     }
 }
+
+/// The optional `Idempotency-Key` request header; an unusable value is 400.
+pub struct Idempotency(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.headers.get("idempotency-key").map(|value| value.as_bytes().to_vec());
+        optional("Idempotency-Key", raw, |raw| IdempotencyKey::parse(&raw)).map(Self)
+    }
+}
+
+/// Marks a response that replays the first response to an `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The public path prefix (an API Gateway stage) that was removed before routing, so that
 /// links the API hands out still work for the caller.
@@ -241,14 +237,11 @@ mod tests {
 
     #[test]
     fn next_link_only_when_more() {
-        let page = Page { after: 0, limit: 2 };
+        let page = Page { after: None, limit: 2 };
         let (items, link) = page.split(vec![1, 2], |i| *i, "/p");
         assert_eq!((items.len(), link), (2, None));
         let (items, link) = page.split(vec![1, 2, 3], |i| *i, "/p");
         assert_eq!(items, vec![1, 2]);
-        assert_eq!(
-            link.as_ref().and_then(|l| l.to_str().ok()),
-            Some("</p?limit=2&after=2>; rel=\"next\"")
-        );
+        assert_eq!(link.as_ref().and_then(|l| l.to_str().ok()), Some("</p?limit=2&after=2>; rel=\"next\""));
     }
 }

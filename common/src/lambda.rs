@@ -53,9 +53,7 @@ pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
 }
 
 async fn build(routes: fn(AppState) -> Router) -> Result<(Router, AppState), Error> {
-    let config = Config::from_env()
-        .await
-        .inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
+    let config = Config::from_env().await.inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
     let state = AppState::new(&config)?;
     Ok((routes(state.clone()), state))
 }
@@ -77,11 +75,7 @@ fn strip_stage(mut request: Request) -> Request {
     };
     let prefix = format!("/{stage}");
     let uri = request.uri();
-    let Some(rest) = uri
-        .path()
-        .strip_prefix(&prefix)
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-    else {
+    let Some(rest) = uri.path().strip_prefix(&prefix).filter(|rest| rest.is_empty() || rest.starts_with('/')) else {
         return request;
     };
     let path_and_query = match uri.query() {

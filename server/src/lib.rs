@@ -16,12 +16,9 @@ pub fn app(state: AppState) -> Router {
         get_product::routes,
         create_product::routes,
         create_order::routes,
+        list_orders::routes,
     ];
-    finish(
-        routes
-            .iter()
-            .fold(Router::new(), |app, routes| app.merge(routes(state.clone()))),
-    )
+    finish(routes.iter().fold(Router::new(), |app, routes| app.merge(routes(state.clone()))))
 }
 
 /// How long in-flight requests may run after a shutdown signal.

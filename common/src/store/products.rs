@@ -88,8 +88,6 @@ pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Produc
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
 pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, AppError> {
     let sql = format!("SELECT {COLUMNS} FROM products p WHERE p.id > $1 ORDER BY p.id LIMIT $2");
-    let rows = db
-        .query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)])
-        .await?;
+    let rows = db.query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;
     rows.iter().map(product).collect()
 }

@@ -42,22 +42,19 @@ fn role(raw: &str) -> Result<Role, AppError> {
 /// Inserts a user with the `user` role; a taken email is [`AppError::EmailTaken`].
 pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
     let sql = format!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING {USER_COLUMNS}");
-    let rows = db
-        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
-        .await
-        .map_err(|err| match super::unique_violation(&err) {
-            Some("users_email_key") => AppError::EmailTaken,
-            _ => err.into(),
+    let rows =
+        db.query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await.map_err(|err| {
+            match super::unique_violation(&err) {
+                Some("users_email_key") => AppError::EmailTaken,
+                _ => err.into(),
+            }
         })?;
     super::single(&rows, user)
 }
 
 pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, AppError> {
     let rows = db
-        .query_typed(
-            "SELECT id, role, password_hash FROM users WHERE email = $1",
-            &[(&email.as_str(), Type::TEXT)],
-        )
+        .query_typed("SELECT id, role, password_hash FROM users WHERE email = $1", &[(&email.as_str(), Type::TEXT)])
         .await?;
     rows.first()
         .map(|row| {
@@ -77,9 +74,7 @@ pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash:
          ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
          RETURNING {USER_COLUMNS}"
     );
-    let rows = db
-        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
-        .await?;
+    let rows = db.query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     super::single(&rows, user)
 }
 
@@ -93,9 +88,7 @@ pub enum EnsureAdmin {
 }
 
 pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, AppError> {
-    let rows = db
-        .query_typed("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", &[])
-        .await?;
+    let rows = db.query_typed("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", &[]).await?;
     Ok(!rows.is_empty())
 }
 
@@ -116,9 +109,7 @@ pub async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Pass
          ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
          RETURNING {USER_COLUMNS}"
     );
-    let rows = db
-        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&hash, Type::TEXT)])
-        .await?;
+    let rows = db.query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&hash, Type::TEXT)]).await?;
     match rows.first() {
         Some(row) => Ok(EnsureAdmin::Created(user(row)?)),
         None => Ok(EnsureAdmin::AlreadyPresent),

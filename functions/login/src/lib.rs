@@ -46,9 +46,5 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginReques
     };
     let token = state.jwt.issue(id, role)?;
 
-    Ok(Json(Token {
-        token,
-        token_type: "Bearer",
-        expires_in: state.jwt.ttl().as_secs(),
-    }))
+    Ok(Json(Token { token, token_type: "Bearer", expires_in: state.jwt.ttl().as_secs() }))
 }
