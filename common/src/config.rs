@@ -92,11 +92,17 @@ impl Config {
         })
     }
 
-    /// True when loading needs the Secrets extension, whose HTTP endpoint is only served
-    /// once the INVOKE phase has started: such a config is loaded on the first request.
-    pub fn needs_extension(env: &impl Env) -> bool {
-        matches!(jwt_source(env), Ok(Source::Secret(_)))
-            || matches!(DatabaseSource::from_env(env), Ok(DatabaseSource::Parts { .. }))
+    /// Checks every variable that needs no network call, so a missing or malformed one
+    /// stops the process at start-up, and says whether loading needs the Secrets
+    /// extension, whose endpoint is only served once the INVOKE phase has started (such a
+    /// config is loaded on the first request).
+    pub fn needs_extension(env: &impl Env) -> Result<bool, ConfigError> {
+        parsed::<usize>(env, "DB_POOL_SIZE", 1)?;
+        parsed::<u64>(env, "JWT_TTL_SECONDS", 3600)?;
+        SecretsExtension::from_env(env)?;
+        let jwt = jwt_source(env)?;
+        let db = DatabaseSource::from_env(env)?;
+        Ok(matches!(jwt, Source::Secret(_)) || matches!(db, DatabaseSource::Parts { .. }))
     }
 }
 
@@ -367,7 +373,7 @@ mod tests {
     async fn direct_values_need_no_extension() {
         let env =
             env(&[("DATABASE_URL", "postgres://u@127.0.0.1/db"), ("JWT_SECRET", SECRET), ("JWT_TTL_SECONDS", "60")]);
-        assert!(!Config::needs_extension(&env));
+        assert_eq!(Config::needs_extension(&env).ok(), Some(false));
         let config = Config::load(&env).await.map_err(|e| e.to_string());
         let config = config.as_ref().map_err(String::as_str);
         assert_eq!(config.map(|c| c.database_url.as_str()), Ok("postgres://u@127.0.0.1/db"));
@@ -386,6 +392,9 @@ mod tests {
 
         let no_db = env(&[("JWT_SECRET", SECRET)]);
         assert!(matches!(Config::load(&no_db).await, Err(ConfigError::Missing(_))));
+        // Caught at start-up, before any secret is fetched.
+        let no_db_name = env(&[("JWT_SECRET_ARN", "arn:x"), ("DB_HOST", "proxy"), ("DB_SECRET_ARN", "arn:y")]);
+        assert!(matches!(Config::needs_extension(&no_db_name), Err(ConfigError::Missing("DB_NAME"))));
 
         let no_name = env(&[("DB_HOST", "proxy"), ("DB_SECRET_ARN", "arn:x")]);
         assert!(matches!(DatabaseSource::from_env(&no_name), Err(ConfigError::Missing("DB_NAME"))));
@@ -525,7 +534,7 @@ mod tests {
             ("DB_NAME", "gamestore"),
             ("DB_SECRET_ARN", "db-arn"),
         ]);
-        assert!(Config::needs_extension(&env));
+        assert_eq!(Config::needs_extension(&env).ok(), Some(true));
         let config = Config::load(&env).await.map_err(|e| e.to_string());
         let config = config.as_ref().map_err(String::as_str);
         assert_eq!(config.map(|c| c.jwt_secret.as_slice()), Ok(SECRET.as_bytes()));

@@ -27,8 +27,10 @@ pub type Error = lambda_http::Error;
 /// first request that fails to load them is answered with an error and the next retries.
 pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
     telemetry::init_lambda();
-    let app: Arc<OnceCell<(Router, AppState)>> = Arc::new(OnceCell::new());
-    if !Config::needs_extension(&ProcessEnv) {
+    let app: Arc<OnceCell<(Service, AppState)>> = Arc::new(OnceCell::new());
+    let deferred = Config::needs_extension(&ProcessEnv)
+        .inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
+    if !deferred {
         let loaded = build(routes).await?;
         if app.set(loaded).is_err() {
             return Err("the handler was initialised twice".into());
@@ -45,21 +47,24 @@ pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
         async move {
-            let (router, _) = app.get_or_try_init(|| build(routes)).await?;
-            Ok::<_, Error>(service(router.clone()).oneshot(request).await?)
+            let (service, _) = app.get_or_try_init(|| build(routes)).await?;
+            Ok::<_, Error>(service.clone().oneshot(request).await?)
         }
     }))
     .await
 }
 
-async fn build(routes: fn(AppState) -> Router) -> Result<(Router, AppState), Error> {
+async fn build(routes: fn(AppState) -> Router) -> Result<(Service, AppState), Error> {
     let config = Config::from_env().await.inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
     let state = AppState::new(&config)?;
-    Ok((routes(state.clone()), state))
+    Ok((service(routes(state.clone())), state))
 }
 
+/// A function's finished router with the stage stripping in front.
+pub type Service = MapRequest<Router, fn(Request) -> Request>;
+
 /// The function's router as Lambda calls it; tests feed it API Gateway events.
-pub fn service(routes: Router) -> MapRequest<Router, fn(Request) -> Request> {
+pub fn service(routes: Router) -> Service {
     finish(routes).map_request(strip_stage as fn(Request) -> Request)
 }
 
