@@ -43,6 +43,9 @@ impl Email {
         if email.is_empty() {
             return invalid("is required");
         }
+        if email.chars().any(char::is_control) {
+            return invalid("is not a valid email address");
+        }
         if email.len() > Self::MAX_LEN {
             return invalid(format!("must be at most {} characters", Self::MAX_LEN));
         }
@@ -167,6 +170,9 @@ impl ProductName {
         if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
             return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
         }
+        if name.chars().any(char::is_control) {
+            return invalid("must not contain control characters");
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -185,6 +191,11 @@ impl Description {
     pub fn parse(raw: String) -> Result<Self, Invalid> {
         if raw.chars().count() > Self::MAX_CHARS {
             return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        // Line breaks and tabs are text; other control characters (NUL, which Postgres
+        // cannot store, among them) are not.
+        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return invalid("must not contain control characters other than line breaks and tabs");
         }
         Ok(Self(raw))
     }
@@ -338,6 +349,10 @@ mod tests {
             assert!(Sku::parse(bad.into()).is_err(), "{bad:?} accepted");
         }
         assert!(ProductName::parse("   ".into()).is_err());
+        assert!(ProductName::parse("nul\0byte".into()).is_err());
+        assert!(Description::parse("two\nlines\tand a tab".into()).is_ok());
+        assert!(Description::parse("nul\0byte".into()).is_err());
+        assert!(Email::parse("a\0b@example.com".into()).is_err());
         assert!(Description::parse("x".repeat(5001)).is_err());
     }
 

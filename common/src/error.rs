@@ -28,6 +28,8 @@ pub enum AppError {
     InvalidCredentials,
     #[error("Admins only")]
     AdminOnly,
+    #[error("Too many failed logins; try again later")]
+    TooManyAttempts { retry_after: std::time::Duration },
 
     #[error("Product not found")]
     ProductNotFound { product_id: i64 },
@@ -81,6 +83,7 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             Self::AdminOnly => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
@@ -103,6 +106,7 @@ impl AppError {
             Self::InvalidToken => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
             Self::AdminOnly => "admin_only",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::ProductNotFound { .. } => "product_not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -131,14 +135,19 @@ impl IntoResponse for AppError {
                 Self::Invalid { field, .. } => Some(field),
                 _ => None,
             },
-            product_id: match self {
-                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(product_id),
+            product_id: match &self {
+                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(*product_id),
                 _ => None,
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Unavailable(_) = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match self {
+            Self::Unavailable(_) => Some(1),
+            Self::TooManyAttempts { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED && !matches!(self, Self::InvalidCredentials) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -1,19 +1,22 @@
 //! What every HTTP function shares: the JSON body and pagination extractors, the JSON
 //! 404/405 fallbacks, the body limit, and the per-request span with its request id.
 
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::domain::{IdempotencyKey, optional};
@@ -26,11 +29,48 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// limit and the request span. Each Lambda applies it to its own router; the local server
 /// applies it to the merge of all of them.
 pub fn finish(router: Router) -> Router {
-    router
+    finish_with(router, cors(std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref()))
+}
+
+fn finish_with(router: Router, cors: Option<CorsLayer>) -> Router {
+    let router = router
         .fallback(|uri: Uri| async move { AppError::RouteNotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(request_span))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(middleware::from_fn(request_span))
+}
+
+/// CORS for browsers, off unless `CORS_ALLOWED_ORIGINS` lists origins (comma-separated,
+/// or `*` for any). Origins that do not parse are logged and ignored.
+fn cors(allowed_origins: Option<&str>) -> Option<CorsLayer> {
+    let raw = allowed_origins.filter(|v| !v.trim().is_empty())?;
+    let origins = if raw.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .filter_map(|origin| {
+                HeaderValue::from_str(origin)
+                    .inspect_err(|_| tracing::warn!(origin, "ignoring unusable CORS origin"))
+                    .ok()
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
+            .expose_headers([header::LINK, header::RETRY_AFTER, HeaderName::from_static(REQUEST_ID)])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -200,6 +240,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     }
 }
 
+/// The caller's network address as the edge saw it: API Gateway's `sourceIp` in Lambda,
+/// the TCP peer locally. Client-supplied headers (X-Forwarded-For) are not trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let from_gateway = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+            _ => None,
+        };
+        let from_socket = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(Self(from_gateway.or_else(from_socket)))
+    }
+}
+
 /// Marks a response that replays the first response to an `Idempotency-Key`.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
@@ -233,6 +291,33 @@ mod tests {
         assert!(!is_json(&headers("text/plain")));
         assert!(!is_json(&headers("application/jsonx")));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    async fn preflight(router: Router, origin: &str) -> Option<String> {
+        use tower::ServiceExt;
+        let request = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/things")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .body(axum::body::Body::empty())
+            .ok()?;
+        let response = router.oneshot(request).await.ok()?;
+        response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn cors_only_for_configured_origins() {
+        let routes = || Router::new().route("/things", axum::routing::post(|| async { "ok" }));
+        let allowed = cors(Some("https://shop.example, https://admin.example"));
+        let router = finish_with(routes(), allowed);
+        assert_eq!(preflight(router.clone(), "https://shop.example").await.as_deref(), Some("https://shop.example"));
+        assert_eq!(preflight(router, "https://evil.example").await, None);
+        assert_eq!(preflight(finish_with(routes(), cors(None)), "https://shop.example").await, None);
+        assert_eq!(
+            preflight(finish_with(routes(), cors(Some("*"))), "https://any.example").await.as_deref(),
+            Some("*")
+        );
     }
 
     #[test]

@@ -129,8 +129,12 @@ fn parse_routes(source: &str) -> BTreeSet<(String, String)> {
     const METHODS: &[&str] = &["get", "post", "put", "patch", "delete", "head", "options"];
     let mut routes = BTreeSet::new();
     let mut rest = source;
-    while let Some(start) = rest.find(".route(\"") {
-        let after = &rest[start + ".route(\"".len()..];
+    while let Some(start) = rest.find(".route(") {
+        // rustfmt may break the line before the path literal.
+        let Some(after) = rest[start + ".route(".len()..].trim_start().strip_prefix('"') else {
+            rest = &rest[start + ".route(".len()..];
+            continue;
+        };
         let Some(end) = after.find('"') else { break };
         let path = &after[..end];
         // The method router runs to the parenthesis closing `.route(`.
@@ -353,12 +357,17 @@ fn routes_are_read_from_router_code() {
         Router::new()
             .route("/api/v1/orders", post(create_order).get(list_orders))
             .route("/api/v1/products/{id}", get(get_product))
+            .route(
+                "/api/v1/openapi.json",
+                get(|| async { DOCUMENT }),
+            )
             .route_layer(x)
     "#;
     let routes: Vec<_> = parse_routes(source).into_iter().collect();
     assert_eq!(
         routes,
         vec![
+            ("GET".to_owned(), "/api/v1/openapi.json".to_owned()),
             ("GET".to_owned(), "/api/v1/orders".to_owned()),
             ("GET".to_owned(), "/api/v1/products/{id}".to_owned()),
             ("POST".to_owned(), "/api/v1/orders".to_owned()),

@@ -1,5 +1,6 @@
 //! SQL, grouped by aggregate. Nothing outside this module writes SQL.
 
+pub mod login_failures;
 pub mod orders;
 pub mod products;
 pub mod users;

@@ -27,6 +27,7 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub address: SocketAddr,
     pub state: AppState,
+    database_url: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -99,9 +100,17 @@ async fn fresh_database() -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let database_url = fresh_database().await;
+        Self::spawn_on(fresh_database().await).await
+    }
+
+    /// A second server process on the same database, as another Lambda instance would be.
+    pub async fn sibling(&self) -> Self {
+        Self::spawn_on(self.database_url.clone()).await
+    }
+
+    async fn spawn_on(database_url: String) -> Self {
         let config = Config {
-            database_url,
+            database_url: database_url.clone(),
             db_pool_size: 16,
             jwt_secret: JWT_SECRET.to_vec(),
             jwt_ttl: Duration::from_secs(3600),
@@ -111,7 +120,7 @@ impl TestApp {
         let address = listener.local_addr().expect("local address");
         tokio::spawn(gamestore::serve(listener, state.clone(), std::future::pending()));
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { address, state, client }
+        Self { address, state, database_url, client }
     }
 
     pub fn jwt(&self) -> Arc<Jwt> {

@@ -12,4 +12,6 @@ mod lambda_events;
 mod migrate;
 mod order_history;
 mod orders;
+mod process;
 mod products;
+mod throttling;

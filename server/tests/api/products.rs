@@ -57,6 +57,8 @@ async fn product_rules_name_the_field_and_write_nothing() {
         (without("name"), "name"),
         (with("name", json!("   ")), "name"),
         (with("name", json!("x".repeat(201))), "name"),
+        (with("name", json!("nul\u{0}byte")), "name"),
+        (with("description", json!("nul\u{0}byte")), "description"),
         (without("price"), "price"),
         (with("price", json!(-1)), "price"),
         (with("price", json!(19.99)), "price"),
