@@ -16,6 +16,9 @@ api=${api%/}/api/v1
 admin_secret=${2:-}
 command -v jq >/dev/null || { echo "smoke: jq is required" >&2; exit 2; }
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
 step() { printf '\033[1m--> %s\033[0m\n' "$*" >&2; }
 fail() { printf 'smoke test FAILED: %s\n' "$*" >&2; exit 1; }
 
@@ -23,14 +26,15 @@ fail() { printf 'smoke test FAILED: %s\n' "$*" >&2; exit 1; }
 # fresh deploy's first requests also pay for cold starts and the proxy's first connections.
 call() {
   local method=$1 path=$2 body=${3:-} token=${4:-} out status attempt
-  local args=(-sS -o /tmp/smoke.body -w '%{http_code}' -X "$method" --max-time 30 "$api$path")
+  local args=(-sS -o "$tmp/body" -w '%{http_code}' -X "$method" --max-time 30 "$api$path")
   [ -n "$body" ] && args+=(-H 'content-type: application/json' --data "$body")
   [ -n "$token" ] && args+=(-H "authorization: Bearer $token")
   for attempt in 1 2 3 4 5; do
+    rm -f "$tmp/body"
     status=$(curl "${args[@]}") || status=000
     case $status in 5??|000) sleep $((attempt * 2)) ;; *) break ;; esac
   done
-  out=$(cat /tmp/smoke.body 2>/dev/null || true)
+  out=$(cat "$tmp/body" 2>/dev/null || true)
   printf '%s %s\n' "$status" "$out"
 }
 
@@ -69,8 +73,8 @@ if [ -n "$admin_secret" ]; then
     409) # created by an earlier run: find it, following the keyset pages
       path='/products?limit=100'
       while [ -n "$path" ] && [ -z "$product_id" ]; do
-        headers=$(curl -sS -D - -o /tmp/smoke.page --max-time 30 "$api${path#/api/v1}") || fail "list products"
-        product_id=$(jq -r 'map(select(.sku == "SMOKE-TEST-ITEM"))[0].id // empty' /tmp/smoke.page)
+        headers=$(curl -sS -D - -o "$tmp/page" --max-time 30 "$api${path#/api/v1}") || fail "list products"
+        product_id=$(jq -r 'map(select(.sku == "SMOKE-TEST-ITEM"))[0].id // empty' "$tmp/page")
         path=$(sed -n 's/^[Ll]ink: *<\([^>]*\)>; *rel="next".*/\1/p' <<<"$headers" | tr -d '\r')
       done
       [ -n "$product_id" ] || fail "SMOKE-TEST-ITEM exists (409) but was not found in the listing" ;;
@@ -90,6 +94,7 @@ else
   r=$(call GET "/products/$product_id"); expect 200 "$r" "get product"
 fi
 
-step "unknown route answers 404"
-r=$(call GET /no-such-route); [ "${r%% *}" = 404 ] || fail "unknown route: $r"
+step "unknown route answers the API's JSON 404"
+r=$(call GET /no-such-route); expect 404 "$r" "unknown route"
+[ "$(jq -r .code <<<"${r#* }")" = route_not_found ] || fail "unknown route: $r"
 echo "smoke test passed" >&2

@@ -218,6 +218,9 @@ fn drift(template: &Template, crates: &[Crate], pending: &[&str]) -> Vec<String>
             ));
         }
     }
+    if template.functions.iter().filter(|f| f.routes.iter().any(|r| r.1 == "$default")).count() > 1 {
+        problems.push("more than one function takes the HTTP API's $default route".to_owned());
+    }
     if template.functions.iter().filter_map(|f| f.binary.as_deref()).collect::<BTreeSet<_>>().len()
         != template.functions.len()
     {
@@ -233,7 +236,9 @@ fn drift(template: &Template, crates: &[Crate], pending: &[&str]) -> Vec<String>
             problems
                 .push(format!("{}: route {} {} has no HttpApi event in the template", krate.name, route.0, route.1));
         }
-        for route in function.routes.difference(&krate.routes) {
+        // The API's `$default` route (whatever no function owns) lands on one router's
+        // JSON 404 fallback; it is not a route that router declares.
+        for route in function.routes.difference(&krate.routes).filter(|r| r.1 != "$default") {
             problems.push(format!(
                 "{}: the template routes {} {} to it, but its router does not serve it",
                 function.logical_id, route.0, route.1
