@@ -17,18 +17,19 @@ export SAM_CLI_TELEMETRY=0
 # sam finds cargo-lambda, and cargo-lambda finds zig (ziglang wheel), on PATH.
 export PATH="$PWD/$venv/bin:$PATH"
 
+# ensure_tools PACKAGE...: pip-installs into the venv the packages whose command is missing.
 ensure_tools() {
-  local want=("$@") missing=()
-  for tool in "${want[@]}"; do
+  local missing=()
+  for tool in "$@"; do
     case $tool in
       aws-sam-cli) [ -x "$venv/bin/sam" ] || missing+=("$tool") ;;
       *) [ -x "$venv/bin/$tool" ] || missing+=("$tool") ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  [ -x "$venv/bin/pip" ] || { apt_install python3-venv; python3 -m venv "$venv"; }
+  ensure_venv
   log "installing ${missing[*]} into $venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "${missing[@]}" || die "pip install ${missing[*]} failed"
+  venv_install "${missing[@]}"
 }
 
 lint() {
