@@ -23,6 +23,7 @@ log "starting PostgreSQL on 127.0.0.1:$port"
 pg_start "$dir" "$port" "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 
+scripts/infra.sh lint
 log "contract test (schemathesis against the OpenAPI document)"
 contract=0
 scripts/contract.sh || contract=$?

@@ -27,7 +27,9 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 8080)]
         port: u16,
     },
-    /// Apply pending database migrations.
+    /// Apply pending database migrations, then create the first admin from ADMIN_SECRET_ARN
+    /// or ADMIN_EMAIL + ADMIN_PASSWORD when set and no admin exists (what the migrate
+    /// Lambda does after a deploy).
     Migrate,
     /// Create an admin account, or make an existing account an admin with this password.
     SeedAdmin {
@@ -58,9 +60,13 @@ async fn run(command: Command) -> Result<(), Error> {
     if let Command::Serve { bind, port } = command {
         return serve(bind, port).await;
     }
-    let pool = db::pool(&config::database_url()?, 1)?;
+    let pool = db::pool(&config::database_url().await?, 1)?;
     match command {
-        Command::Serve { .. } | Command::Migrate => db::migrate(&pool).await?,
+        Command::Serve { .. } | Command::Migrate => {
+            let admin = config::admin_credentials(&config::ProcessEnv).await?;
+            let report = db::migrate_and_ensure_admin(&pool, admin).await?;
+            tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
+        }
         Command::SeedAdmin { email, password } => {
             let email = Email::parse(email).map_err(|e| format!("--email {}", e.0))?;
             let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
@@ -75,7 +81,8 @@ async fn run(command: Command) -> Result<(), Error> {
 }
 
 async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
-    let state = AppState::new(&Config::from_env()?)?;
+    let state = AppState::new(&Config::from_env().await?)?;
+    // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
     db::migrate(&state.db).await?;
     let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
     tracing::info!(address = %listener.local_addr()?, "serving the game store API");

@@ -9,6 +9,7 @@ mod carts;
 mod helpers;
 mod idempotency;
 mod lambda_events;
+mod migrate;
 mod order_history;
 mod orders;
 mod process;
