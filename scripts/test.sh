@@ -23,6 +23,8 @@ log "starting PostgreSQL on 127.0.0.1:$port"
 pg_start "$dir" "$port" "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 
+scripts/infra.sh lint
+
 # The welcome-email tests need Redis and LocalStack (SQS, SES): started here, stopped at exit.
 rdir=.test/redis lsdir=.test/localstack
 redis_stop "$rdir" 2>/dev/null || true

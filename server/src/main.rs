@@ -44,7 +44,9 @@ enum Command {
         #[arg(long, hide = true, default_value_t = 0)]
         pause_before_ack_ms: u64,
     },
-    /// Apply pending database migrations.
+    /// Apply pending database migrations, then create the first admin from ADMIN_SECRET_ARN
+    /// or ADMIN_EMAIL + ADMIN_PASSWORD when set and no admin exists (what the migrate
+    /// Lambda does after a deploy).
     Migrate,
     /// Create an admin account, or make an existing account an admin with this password.
     SeedAdmin {
@@ -77,9 +79,13 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         _ => {}
     }
-    let pool = db::pool(&config::database_url()?, 1)?;
+    let pool = db::pool(&config::database_url().await?, 1)?;
     match command {
-        Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => db::migrate(&pool).await?,
+        Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
+            let admin = config::admin_credentials(&config::ProcessEnv).await?;
+            let report = db::migrate_and_ensure_admin(&pool, admin).await?;
+            tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
+        }
         Command::SeedAdmin { email, password } => {
             let email = Email::parse(email).map_err(|e| format!("--email {}", e.0))?;
             let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
@@ -94,7 +100,8 @@ async fn run(command: Command) -> Result<(), Error> {
 }
 
 async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
-    let mut state = AppState::new(&Config::from_env()?)?;
+    let mut state = AppState::new(&Config::from_env().await?)?;
+    // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
     db::migrate(&state.db).await?;
     let pipeline = match QueueConfig::from_env()? {
         Some(queue) => {
@@ -134,7 +141,7 @@ async fn worker(pause_before_send_ms: u64, pause_before_ack_ms: u64) -> Result<(
         pause_before_ack: Duration::from_millis(pause_before_ack_ms),
         ..WorkerOptions::from_env()?
     };
-    let pool = db::pool(&config::database_url()?, options.batch + 1)?;
+    let pool = db::pool(&config::database_url().await?, options.batch + 1)?;
     gamestore::run_worker(pool.clone(), &queue, &MailConfig::from_env()?, options, gamestore::shutdown_signal())
         .await?;
     pool.close();

@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let pool = db::pool(&config::database_url()?, 1)?;
+    let pool = db::pool(&config::database_url().await?, 1)?;
     let mailer = mail::mailer(&MailConfig::from_env()?).await?;
     let worker = Worker::new(pool.clone(), mailer, WorkerOptions::from_env()?);
     lambda_runtime::spawn_graceful_shutdown_handler(move || async move { pool.close() }).await;

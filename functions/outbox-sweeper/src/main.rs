@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let pool = db::pool(&config::database_url()?, 1)?;
+    let pool = db::pool(&config::database_url().await?, 1)?;
     let queue = QueueConfig::from_env()?.ok_or(config::ConfigError::Missing("QUEUE_URL"))?;
     let publisher = queue::publisher(&queue).await?;
     let sweep = SweepConfig::from_env()?;
