@@ -86,13 +86,15 @@ pub enum MailBackend {
 impl MailConfig {
     pub const DEFAULT_FROM: &str = "welcome@gamestore.example";
 
-    /// `MAILER` = `log` (default) or `ses`; `MAIL_FROM` (default
-    /// `welcome@gamestore.example`); `MAIL_LOG`, a file the log mailer appends to.
+    /// `MAILER` = `log` or `ses` (default: `ses` on Lambda, `log` elsewhere); `MAIL_FROM`
+    /// (default `welcome@gamestore.example`); `MAIL_LOG`, a file the log mailer appends to.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let backend = match env::optional("MAILER").as_deref() {
-            None | Some("log") => MailBackend::Log { file: env::optional("MAIL_LOG").map(PathBuf::from) },
-            Some("ses") => MailBackend::Ses,
-            Some(other) => {
+        let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let default = if in_lambda { "ses" } else { "log" };
+        let backend = match env::optional("MAILER").as_deref().unwrap_or(default) {
+            "log" => MailBackend::Log { file: env::optional("MAIL_LOG").map(PathBuf::from) },
+            "ses" => MailBackend::Ses,
+            other => {
                 return Err(ConfigError::Invalid {
                     name: "MAILER",
                     reason: format!("{other:?} is neither `log` nor `ses`"),
