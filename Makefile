@@ -15,7 +15,7 @@ fmt:
 	cargo fmt --all
 
 lambda-build: ## Build every function for Lambda (arm64, provided.al2023)
-	@scripts/lambda-build.sh
+	@scripts/infra.sh lambda
 
 infra-lint: ## cfn-lint + sam validate --lint of infra/template.yaml (tools into .venv/)
 	@scripts/infra.sh lint

@@ -5,6 +5,7 @@
 #
 #   scripts/infra.sh lint    cfn-lint + sam validate --lint (run by make test)
 #   scripts/infra.sh check   lint, then sam build (arm64 release binaries via cargo-lambda)
+#   scripts/infra.sh lambda  cargo lambda build --release --arm64 (make lambda-build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -69,9 +70,17 @@ build() {
   log "sam build done in $((SECONDS - start)) s"
 }
 
+# Every function as a Lambda binary, without SAM: target/lambda/<function>/bootstrap.
+lambda_build() {
+  ensure_tools cargo-lambda
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  cargo lambda build --release --arm64
+}
+
 case ${1:-check} in
   lint) lint ;;
+  lambda) lambda_build ;;
   build) build ;;
   check) lint; build ;;
-  *) die "usage: $0 lint|build|check" ;;
+  *) die "usage: $0 lint|build|check|lambda" ;;
 esac
