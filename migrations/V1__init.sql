@@ -62,6 +62,15 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_at_idx ON idempotency_keys (created_at);
 
+-- Idempotency keys for POST /auth/register (no caller yet, so keys are global): the key
+-- remembers the email it registered and the user it created.
+CREATE TABLE registration_keys (
+    key        TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    user_id    BIGINT REFERENCES users (id) ON DELETE CASCADE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 -- Failed logins per subject ('email:<address>' or 'ip:<address>') in a fixed window.
 -- Shared by every Lambda instance and server process, unlike an in-memory counter.
 CREATE TABLE login_failures (

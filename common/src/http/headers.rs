@@ -2,9 +2,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
+use serde::Serialize;
 
 use crate::domain::{IdempotencyKey, optional};
 use crate::error::AppError;
@@ -22,7 +26,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
 }
 
 /// Marks a response that replays the first response to an `Idempotency-Key`.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// 201 with `body`; a replay for a repeated `Idempotency-Key` says so in a header.
+pub fn created(body: impl Serialize, replayed: bool) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
 
 /// The caller's network address as the edge saw it: API Gateway's `sourceIp` in Lambda,
 /// the TCP peer locally. Client-supplied headers (X-Forwarded-For) are not trusted.

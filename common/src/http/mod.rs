@@ -16,7 +16,7 @@ use lambda_http::RequestExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-pub use headers::{ClientIp, IDEMPOTENT_REPLAYED, Idempotency};
+pub use headers::{ClientIp, Idempotency, created};
 pub use json::ApiJson;
 pub use page::{Page, PathPrefix};
 

@@ -4,7 +4,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use crate::domain::{Email, Password, Role, UserId};
+use crate::domain::{Email, IdempotencyKey, Password, Role, UserId};
 use crate::error::AppError;
 
 /// A user as the API shows it: never the password hash.
@@ -121,4 +121,56 @@ pub async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Pass
         Some(row) => Ok(EnsureAdmin::Created(user(row)?)),
         None => Ok(EnsureAdmin::AlreadyPresent),
     }
+}
+
+/// What an `Idempotency-Key` on registration turned out to be.
+pub enum RegistrationKey {
+    /// First use (or the last use expired): register, then [`bind_registration_key`].
+    New,
+    /// Already used for this email: the user it created.
+    Replay(User),
+    /// Already used for another email.
+    Reused,
+}
+
+/// Claims `key` for registering `email` in the caller's transaction. A concurrent request
+/// with the same key waits here until the first commits, then sees its user.
+pub async fn claim_registration_key(
+    db: &impl GenericClient,
+    key: &IdempotencyKey,
+    email: &Email,
+) -> Result<RegistrationKey, AppError> {
+    const CLAIM: &str = "\
+        INSERT INTO registration_keys AS k (key, email) VALUES ($1, $2) \
+        ON CONFLICT (key) DO UPDATE SET email = EXCLUDED.email, user_id = NULL, created_at = now() \
+            WHERE k.created_at < now() - INTERVAL '24 hours'";
+    const EXISTING: &str = "SELECT k.email AS key_email, u.id, u.email, u.role, u.created_at \
+         FROM registration_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.key = $1";
+    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+        [(&key.as_str(), Type::TEXT), (&email.as_str(), Type::TEXT)];
+    if db.execute_typed(CLAIM, &params).await? == 1 {
+        return Ok(RegistrationKey::New);
+    }
+    let rows = db.query_typed(EXISTING, &params[..1]).await?;
+    let row = rows.first().ok_or_else(|| AppError::Internal("registration key vanished".into()))?;
+    let key_email: String = row.try_get("key_email")?;
+    let user_id: Option<i64> = row.try_get("id")?;
+    match user_id {
+        Some(_) if key_email == email.as_str() => Ok(RegistrationKey::Replay(user(row)?)),
+        _ => Ok(RegistrationKey::Reused),
+    }
+}
+
+/// Records the user a claimed registration key created (same transaction).
+pub async fn bind_registration_key(
+    db: &impl GenericClient,
+    key: &IdempotencyKey,
+    user: UserId,
+) -> Result<(), AppError> {
+    db.execute_typed(
+        "UPDATE registration_keys SET user_id = $2 WHERE key = $1",
+        &[(&key.as_str(), Type::TEXT), (&user.get(), Type::INT8)],
+    )
+    .await?;
+    Ok(())
 }

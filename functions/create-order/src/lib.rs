@@ -1,13 +1,12 @@
 //! POST /api/v1/orders: buys one or more products for the signed-in user, all or nothing.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
 use common::auth::Caller;
 use common::domain::{ProductId, Quantity, optional, required};
-use common::http::{ApiJson, IDEMPOTENT_REPLAYED, Idempotency};
+use common::http::{ApiJson, Idempotency, created};
 use common::store::orders::{self, Line, Order};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
@@ -77,9 +76,5 @@ async fn create_order(
     let placed = orders::place(&state.db, caller.id, &lines, key.as_ref()).await?;
 
     let body = OrderPlaced { message: "Order placed successfully", order_id: placed.order.id, order: placed.order };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if placed.replayed {
-        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(created(body, placed.replayed))
 }

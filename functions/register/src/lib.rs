@@ -1,14 +1,14 @@
 //! POST /api/v1/auth/register: creates a user account and queues its welcome email.
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
 use common::auth::hash_password;
 use common::domain::{Email, Password, required};
-use common::http::ApiJson;
+use common::http::{ApiJson, Idempotency, created};
 use common::outbox;
-use common::store::users::{self, User};
+use common::store::users::{self, RegistrationKey, User};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
 
@@ -28,19 +28,31 @@ struct Registered {
     user: User,
 }
 
-/// The user and its welcome-email outbox row commit together, so the mail cannot be lost
-/// between them; publishing happens after commit and its failure is left to the sweeper.
+/// The user, its `Idempotency-Key` and its welcome-email outbox row commit together, so
+/// the mail cannot be lost between them and a retried registration replays the first;
+/// publishing happens after commit and its failure is left to the sweeper.
 async fn register(
     State(state): State<AppState>,
+    Idempotency(key): Idempotency,
     ApiJson(body): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<Registered>), AppError> {
+) -> Result<Response, AppError> {
     let email = required("email", body.email, Email::parse)?;
     let password = required("password", body.password, Password::parse)?;
 
     let password_hash = hash_password(password).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(key) = &key {
+        match users::claim_registration_key(&*tx, key, &email).await? {
+            RegistrationKey::New => {}
+            RegistrationKey::Replay(user) => return Ok(registered(user, true)),
+            RegistrationKey::Reused => return Err(AppError::IdempotencyKeyReused),
+        }
+    }
     let user = users::create(&*tx, &email, &password_hash).await?;
+    if let Some(key) = &key {
+        users::bind_registration_key(&*tx, key, user.id).await?;
+    }
     let welcome = outbox::add_welcome_email(&*tx, &user.email).await?;
     tx.commit().await?;
     drop(client);
@@ -48,5 +60,9 @@ async fn register(
         outbox::publish_committed(&state.db, publisher.as_ref(), &welcome).await;
     }
 
-    Ok((StatusCode::CREATED, Json(Registered { message: "Registration successful", user })))
+    Ok(registered(user, false))
+}
+
+fn registered(user: User, replayed: bool) -> Response {
+    created(Registered { message: "Registration successful", user }, replayed)
 }

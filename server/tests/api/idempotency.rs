@@ -115,3 +115,52 @@ async fn racing_retries_charge_once() {
     assert_eq!(app.stock(product).await, 97);
     assert_eq!(app.count("orders").await, 1);
 }
+
+async fn register_with_key(app: &TestApp, key: &str, email: &str) -> TestResponse {
+    let headers = [("content-type", "application/json"), ("idempotency-key", key)];
+    let body = json!({"email": email, "password": crate::helpers::PASSWORD});
+    app.send(Method::POST, "/api/v1/auth/register", &headers, body.to_string().into_bytes()).await
+}
+
+#[tokio::test]
+async fn a_retried_registration_replays_the_first() {
+    let app = TestApp::spawn().await;
+
+    let first = register_with_key(&app, "signup-1", "nia@example.com").await;
+    let retry = register_with_key(&app, "signup-1", "NIA@example.com").await;
+
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.headers.get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+    assert_eq!(app.count("users").await, 1);
+    assert_eq!(app.count("outbox").await, 1, "one welcome mail queued");
+
+    let other_email = register_with_key(&app, "signup-1", "someone-else@example.com").await;
+    assert_eq!(other_email.status, StatusCode::CONFLICT);
+    assert_eq!(other_email.code(), "idempotency_key_reused");
+    // Without a key, registering the same email again is the usual conflict.
+    assert_eq!(app.register("nia@example.com", crate::helpers::PASSWORD).await.code(), "email_taken");
+    assert_eq!(app.count("users").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_registrations_with_one_key_create_one_user() {
+    let app = Arc::new(TestApp::spawn().await);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { register_with_key(&app, "double-submit", "oli@example.com").await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        let response = task.await.expect("task");
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        ids.push(response.body["user"]["id"].as_i64().expect("id"));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(app.count("users").await, 1);
+    assert_eq!(app.count("outbox").await, 1);
+}
