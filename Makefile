@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are `make dev` and `make test`; see README.md.
-.PHONY: dev test lint fmt build lambda-build
+.PHONY: dev test lint fmt build lambda-build bench
 
 dev: ## Run the whole store locally on http://127.0.0.1:8080
 	@scripts/dev.sh
@@ -16,3 +16,6 @@ fmt:
 
 lambda-build: ## Build every function for Lambda (arm64, provided.al2023)
 	@scripts/lambda-build.sh
+
+bench: ## API and Lambda binaries vs the peer baseline (pgbench), one fresh Postgres; ~12 min
+	@scripts/bench.sh
