@@ -94,3 +94,14 @@ ensure_nextest() {
   log "installing cargo-nextest"
   cargo install cargo-nextest --locked >/dev/null || die "cargo install cargo-nextest failed"
 }
+
+# A project venv for Python tools (schemathesis, SAM, cfn-lint), in .venv/.
+ensure_venv() {
+  [ -x .venv/bin/pip ] && return 0
+  python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; } || die "cannot create .venv"
+}
+
+# venv_install REQUIREMENT...: pip-installs what the venv lacks.
+venv_install() {
+  .venv/bin/pip install -q --disable-pip-version-check "$@" >/dev/null || die "pip install $* failed"
+}

@@ -23,5 +23,10 @@ log "starting PostgreSQL on 127.0.0.1:$port"
 pg_start "$dir" "$port" "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
 export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 
+log "contract test (schemathesis against the OpenAPI document)"
+contract=0
+scripts/contract.sh || contract=$?
+
 log "cargo nextest run"
 cargo nextest run --workspace --no-fail-fast
+[ "$contract" = 0 ] || die "the contract test failed (schemathesis output above)"

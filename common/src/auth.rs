@@ -82,12 +82,7 @@ impl Jwt {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            ttl,
-        }
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -112,10 +107,7 @@ impl Jwt {
             .map_err(|_| AppError::InvalidToken)?
             .claims;
         let id = claims.sub.parse().map_err(|_| AppError::InvalidToken)?;
-        Ok(Caller {
-            id: UserId::new(id),
-            role: claims.role,
-        })
+        Ok(Caller { id: UserId::new(id), role: claims.role })
     }
 }
 

@@ -53,10 +53,7 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
-            name,
-            reason: err.to_string(),
-        }),
+        Ok(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid { name, reason: err.to_string() }),
         Err(_) => Ok(default),
     }
 }
@@ -81,10 +78,7 @@ mod tests {
 
     #[test]
     fn short_jwt_secret_is_refused() {
-        assert!(matches!(
-            jwt_secret("x".repeat(31)),
-            Err(ConfigError::Invalid { name: "JWT_SECRET", .. })
-        ));
+        assert!(matches!(jwt_secret("x".repeat(31)), Err(ConfigError::Invalid { name: "JWT_SECRET", .. })));
         assert_eq!(jwt_secret("x".repeat(32)).map(|s| s.len()).ok(), Some(32));
     }
 }

@@ -26,23 +26,13 @@ pub enum DbError {
 /// waits longer than 5 s for one fails with 503 instead of hanging.
 pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
     let pg = tokio_postgres::Config::from_str(database_url).map_err(DbError::Url)?;
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let timeouts = Timeouts {
         wait: Some(Duration::from_secs(5)),
         create: Some(Duration::from_secs(5)),
         recycle: Some(Duration::from_secs(5)),
     };
-    Ok(Pool::builder(manager)
-        .max_size(size.max(1))
-        .timeouts(timeouts)
-        .runtime(Runtime::Tokio1)
-        .build()?)
+    Ok(Pool::builder(manager).max_size(size.max(1)).timeouts(timeouts).runtime(Runtime::Tokio1).build()?)
 }
 
 #[cfg(feature = "migrations")]

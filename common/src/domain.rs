@@ -43,6 +43,9 @@ impl Email {
         if email.is_empty() {
             return invalid("is required");
         }
+        if email.chars().any(char::is_control) {
+            return invalid("is not a valid email address");
+        }
         if email.len() > Self::MAX_LEN {
             return invalid(format!("must be at most {} characters", Self::MAX_LEN));
         }
@@ -145,10 +148,7 @@ impl Sku {
         let sku = raw.trim();
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if sku.is_empty() || sku.len() > Self::MAX_LEN || !sku.chars().all(allowed) {
-            return invalid(format!(
-                "must be 1 to {} characters of letters, digits, '.', '_' or '-'",
-                Self::MAX_LEN
-            ));
+            return invalid(format!("must be 1 to {} characters of letters, digits, '.', '_' or '-'", Self::MAX_LEN));
         }
         Ok(Self(sku.to_owned()))
     }
@@ -170,6 +170,9 @@ impl ProductName {
         if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
             return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
         }
+        if name.chars().any(char::is_control) {
+            return invalid("must not contain control characters");
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -188,6 +191,11 @@ impl Description {
     pub fn parse(raw: String) -> Result<Self, Invalid> {
         if raw.chars().count() > Self::MAX_CHARS {
             return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        // Line breaks and tabs are text; other control characters (NUL, which Postgres
+        // cannot store, among them) are not.
+        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return invalid("must not contain control characters other than line breaks and tabs");
         }
         Ok(Self(raw))
     }
@@ -231,9 +239,7 @@ impl ProductId {
 
     /// Parses the id as it appears in a URL path.
     pub fn parse_str(raw: String) -> Result<Self, Invalid> {
-        raw.parse()
-            .map_err(|_| Invalid("must be a positive integer".into()))
-            .and_then(Self::parse)
+        raw.parse().map_err(|_| Invalid("must be a positive integer".into())).and_then(Self::parse)
     }
 
     pub fn get(self) -> i64 {
@@ -252,6 +258,28 @@ impl UserId {
 
     pub fn get(self) -> i64 {
         self.0
+    }
+}
+
+/// A client-chosen `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(raw: &[u8]) -> Result<Self, Invalid> {
+        let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+        match std::str::from_utf8(raw) {
+            Ok(key) if !key.trim().is_empty() && key.len() <= Self::MAX_LEN && raw.iter().all(visible) => {
+                Ok(Self(key.to_owned()))
+            }
+            _ => invalid(format!("must be 1 to {} visible ASCII characters", Self::MAX_LEN)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -285,19 +313,8 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ann@Example.COM ".into()).map(|e| e.0),
-            Ok("ann@example.com".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@localhost",
-            "a b@example.com",
-            "ann@@example.com",
-        ] {
+        assert_eq!(Email::parse("  Ann@Example.COM ".into()).map(|e| e.0), Ok("ann@example.com".into()));
+        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com", "ann@@example.com"] {
             assert!(Email::parse(bad.into()).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(format!("{}@example.com", "a".repeat(250))).is_err());
@@ -309,10 +326,7 @@ mod tests {
         assert!(Password::parse("12345678".into()).is_ok());
         assert!(Password::parse("é".repeat(128)).is_ok());
         assert!(Password::parse("é".repeat(129)).is_err());
-        assert_eq!(
-            format!("{:?}", Password::parse("secret-password".into())),
-            "Ok(Password(..))"
-        );
+        assert_eq!(format!("{:?}", Password::parse("secret-password".into())), "Ok(Password(..))");
     }
 
     #[test]
@@ -335,6 +349,10 @@ mod tests {
             assert!(Sku::parse(bad.into()).is_err(), "{bad:?} accepted");
         }
         assert!(ProductName::parse("   ".into()).is_err());
+        assert!(ProductName::parse("nul\0byte".into()).is_err());
+        assert!(Description::parse("two\nlines\tand a tab".into()).is_ok());
+        assert!(Description::parse("nul\0byte".into()).is_err());
+        assert!(Email::parse("a\0b@example.com".into()).is_err());
         assert!(Description::parse("x".repeat(5001)).is_err());
     }
 

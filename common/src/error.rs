@@ -28,6 +28,8 @@ pub enum AppError {
     InvalidCredentials,
     #[error("Admins only")]
     AdminOnly,
+    #[error("Too many failed logins; try again later")]
+    TooManyAttempts { retry_after: std::time::Duration },
 
     #[error("Product not found")]
     ProductNotFound { product_id: i64 },
@@ -42,6 +44,8 @@ pub enum AppError {
     SkuTaken,
     #[error("Out of stock")]
     OutOfStock { product_id: i64 },
+    #[error("Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
 
     /// The database (or pool) cannot be reached; the client may retry.
     #[error("service temporarily unavailable")]
@@ -63,10 +67,7 @@ struct ErrorBody<'a> {
 
 impl AppError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self::Invalid { field: field.into(), message: message.into() }
     }
 
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -82,9 +83,12 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             Self::AdminOnly => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::CONFLICT
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,12 +106,14 @@ impl AppError {
             Self::InvalidToken => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
             Self::AdminOnly => "admin_only",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::ProductNotFound { .. } => "product_not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::EmailTaken => "email_taken",
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -129,21 +135,22 @@ impl IntoResponse for AppError {
                 Self::Invalid { field, .. } => Some(field),
                 _ => None,
             },
-            product_id: match self {
-                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(product_id),
+            product_id: match &self {
+                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(*product_id),
                 _ => None,
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let Self::Unavailable(_) = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match self {
+            Self::Unavailable(_) => Some(1),
+            Self::TooManyAttempts { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED && !matches!(self, Self::InvalidCredentials) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -157,10 +164,6 @@ impl From<deadpool_postgres::PoolError> for AppError {
 
 impl From<tokio_postgres::Error> for AppError {
     fn from(err: tokio_postgres::Error) -> Self {
-        if err.is_closed() {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Internal(Box::new(err))
-        }
+        if err.is_closed() { Self::Unavailable(Box::new(err)) } else { Self::Internal(Box::new(err)) }
     }
 }

@@ -46,11 +46,7 @@ fn strip_stage(mut request: Request) -> Request {
     };
     let prefix = format!("/{stage}");
     let uri = request.uri();
-    let Some(rest) = uri
-        .path()
-        .strip_prefix(&prefix)
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-    else {
+    let Some(rest) = uri.path().strip_prefix(&prefix).filter(|rest| rest.is_empty() || rest.starts_with('/')) else {
         return request;
     };
     let path_and_query = match uri.query() {

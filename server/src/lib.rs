@@ -1,5 +1,6 @@
 //! The whole API in one process: every function's router merged, served over plain HTTP.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,12 +17,10 @@ pub fn app(state: AppState) -> Router {
         get_product::routes,
         create_product::routes,
         create_order::routes,
+        list_orders::routes,
+        openapi::routes,
     ];
-    finish(
-        routes
-            .iter()
-            .fold(Router::new(), |app, routes| app.merge(routes(state.clone()))),
-    )
+    finish(routes.iter().fold(Router::new(), |app, routes| app.merge(routes(state.clone()))))
 }
 
 /// How long in-flight requests may run after a shutdown signal.
@@ -35,10 +34,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signalled_tx.send(());
-    });
+    let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        });
     let deadline = async move {
         if signalled_rx.await.is_ok() {
             tokio::time::sleep(DRAIN_TIMEOUT).await;

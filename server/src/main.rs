@@ -86,41 +86,11 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
 }
 
 const DEMO_PRODUCTS: &[(&str, &str, i64, &str, i64)] = &[
-    (
-        "Stardew Valley",
-        "Farming life sim with a town full of secrets.",
-        1499,
-        "DEMO-STARDEW",
-        100,
-    ),
-    (
-        "Hollow Knight",
-        "Hand-drawn action adventure in a ruined kingdom.",
-        1499,
-        "DEMO-HOLLOW",
-        50,
-    ),
-    (
-        "Celeste",
-        "Climb a mountain, one tight jump at a time.",
-        1999,
-        "DEMO-CELESTE",
-        25,
-    ),
-    (
-        "Hades",
-        "Roguelike dungeon crawler out of the underworld.",
-        2499,
-        "DEMO-HADES",
-        10,
-    ),
-    (
-        "Limited Collector's Edition",
-        "Only three ever made: try buying the fourth.",
-        9999,
-        "DEMO-LIMITED",
-        3,
-    ),
+    ("Stardew Valley", "Farming life sim with a town full of secrets.", 1499, "DEMO-STARDEW", 100),
+    ("Hollow Knight", "Hand-drawn action adventure in a ruined kingdom.", 1499, "DEMO-HOLLOW", 50),
+    ("Celeste", "Climb a mountain, one tight jump at a time.", 1999, "DEMO-CELESTE", 25),
+    ("Hades", "Roguelike dungeon crawler out of the underworld.", 2499, "DEMO-HADES", 10),
+    ("Limited Collector's Edition", "Only three ever made: try buying the fourth.", 9999, "DEMO-LIMITED", 3),
 ];
 
 async fn seed_demo(pool: &Pool) -> Result<(), Error> {

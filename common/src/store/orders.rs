@@ -3,8 +3,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Row};
 
-use crate::domain::{ProductId, Quantity, UserId};
+use crate::domain::{IdempotencyKey, ProductId, Quantity, UserId};
 use crate::error::AppError;
 
 /// One line of an order request.
@@ -45,24 +46,43 @@ pub struct Item {
 /// a deadlock; neither should happen with ordered locking, so this is a safety net.
 const ATTEMPTS: usize = 3;
 
+/// A placed order, and whether it was replayed for a repeated idempotency key.
+#[derive(Debug)]
+pub struct Placed {
+    pub order: Order,
+    pub replayed: bool,
+}
+
 /// Places an order in one statement (one round trip, its own transaction): unknown
 /// product is [`AppError::ProductNotFound`], too little stock [`AppError::OutOfStock`],
-/// and in both cases nothing is written.
-pub async fn place(pool: &Pool, user: UserId, lines: &[Line]) -> Result<Order, AppError> {
+/// and in both cases nothing is written. With an idempotency key seen in the last 24 h
+/// the first order comes back instead, or [`AppError::IdempotencyKeyReused`] when that
+/// key was used for a different request.
+pub async fn place(
+    pool: &Pool,
+    user: UserId,
+    lines: &[Line],
+    key: Option<&IdempotencyKey>,
+) -> Result<Placed, AppError> {
     let mut lines = lines.to_vec();
     merge_lines(&mut lines)?;
     let product_ids: Vec<i64> = lines.iter().map(|l| l.product_id.get()).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity.get()).collect();
+    let fingerprint =
+        lines.iter().map(|l| format!("{}x{}", l.product_id.get(), l.quantity.get())).collect::<Vec<_>>().join(",");
+    let key = key.map(IdempotencyKey::as_str);
     let client = pool.get().await?;
     let mut attempt = 1;
     let rows = loop {
         let result = client
             .query_typed(
-                "SELECT * FROM place_order($1, $2, $3)",
+                "SELECT * FROM place_order($1, $2, $3, $4, $5)",
                 &[
                     (&user.get(), Type::INT8),
                     (&product_ids, Type::INT8_ARRAY),
                     (&quantities, Type::INT4_ARRAY),
+                    (&key, Type::TEXT),
+                    (&fingerprint, Type::TEXT),
                 ],
             )
             .await;
@@ -75,34 +95,65 @@ pub async fn place(pool: &Pool, user: UserId, lines: &[Line]) -> Result<Order, A
             Err(err) => return Err(order_error(err)),
         }
     };
-    let mut items = Vec::with_capacity(rows.len());
-    let mut header = None;
-    for row in &rows {
-        header.get_or_insert((row.try_get::<_, i64>("order_id")?, row.try_get("created_at")?));
+    let replayed = rows.first().map(|row| row.try_get("replayed")).transpose()?.unwrap_or(false);
+    let order =
+        orders_from_rows(&rows)?.pop().ok_or_else(|| AppError::Internal("place_order returned no row".into()))?;
+    Ok(Placed { order, replayed })
+}
+
+/// The caller's orders, newest first: up to `limit` of them older than order `before`.
+pub async fn list_for_user(
+    db: &impl GenericClient,
+    user: UserId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Order>, AppError> {
+    const SQL: &str = "\
+        SELECT o.id AS order_id, o.created_at, i.product_id, i.quantity, i.unit_price \
+          FROM (SELECT id, created_at FROM orders WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) o \
+          JOIN order_items i ON i.order_id = o.id \
+         ORDER BY o.id DESC, i.product_id";
+    let rows = db
+        .query_typed(SQL, &[(&user.get(), Type::INT8), (&before.unwrap_or(i64::MAX), Type::INT8), (&limit, Type::INT8)])
+        .await?;
+    orders_from_rows(&rows)
+}
+
+/// Groups rows of (order_id, created_at, product_id, quantity, unit_price), ordered by
+/// order, into orders with their items and totals.
+fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, AppError> {
+    let mut orders: Vec<Order> = Vec::new();
+    for row in rows {
+        let id: i64 = row.try_get("order_id")?;
         let quantity: i32 = row.try_get("quantity")?;
         let unit_price: i64 = row.try_get("unit_price")?;
-        items.push(Item {
+        let item = Item {
             product_id: row.try_get("product_id")?,
             quantity,
             unit_price,
             line_total: i64::from(quantity) * unit_price,
-        });
-    }
-    let (id, created_at) = header.ok_or_else(|| AppError::Internal("place_order returned no row".into()))?;
-    Ok(Order {
-        id,
-        single: match items.as_slice() {
-            [only] => Some(SingleLine {
-                product_id: only.product_id,
-                quantity: only.quantity,
-                unit_price: only.unit_price,
+        };
+        match orders.last_mut() {
+            Some(order) if order.id == id => order.items.push(item),
+            _ => orders.push(Order {
+                id,
+                single: None,
+                items: vec![item],
+                total: 0,
+                created_at: row.try_get("created_at")?,
             }),
+        }
+    }
+    for order in &mut orders {
+        order.total = order.items.iter().map(|i| i.line_total).sum();
+        order.single = match order.items.as_slice() {
+            [only] => {
+                Some(SingleLine { product_id: only.product_id, quantity: only.quantity, unit_price: only.unit_price })
+            }
             _ => None,
-        },
-        total: items.iter().map(|i| i.line_total).sum(),
-        items,
-        created_at,
-    })
+        };
+    }
+    Ok(orders)
 }
 
 /// Sorts lines by product id (the lock order) and merges repeated products into one line.
@@ -114,10 +165,7 @@ fn merge_lines(lines: &mut Vec<Line>) -> Result<(), AppError> {
             Some(last) if last.product_id == line.product_id => {
                 let sum = i64::from(last.quantity.get()) + i64::from(line.quantity.get());
                 last.quantity = Quantity::parse(sum).map_err(|_| {
-                    AppError::invalid(
-                        "quantity",
-                        format!("quantity: at most {} units of one product", Quantity::MAX),
-                    )
+                    AppError::invalid("quantity", format!("quantity: at most {} units of one product", Quantity::MAX))
                 })?;
             }
             _ => merged.push(line),
@@ -131,17 +179,14 @@ fn is_transient(err: &tokio_postgres::Error) -> bool {
     matches!(err.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-/// Maps the SQLSTATEs `place_order` raises (GS404, GS409, product id in DETAIL).
+/// Maps the SQLSTATEs `place_order` raises: GS404 and GS409 (product id in DETAIL), GS422.
 fn order_error(err: tokio_postgres::Error) -> AppError {
     let Some(db) = err.as_db_error() else { return err.into() };
     let product_id = || db.detail().and_then(|d| d.parse().ok()).unwrap_or_default();
     match db.code().code() {
-        "GS404" => AppError::ProductNotFound {
-            product_id: product_id(),
-        },
-        "GS409" => AppError::OutOfStock {
-            product_id: product_id(),
-        },
+        "GS404" => AppError::ProductNotFound { product_id: product_id() },
+        "GS409" => AppError::OutOfStock { product_id: product_id() },
+        "GS422" => AppError::IdempotencyKeyReused,
         // The token names a user that no longer exists.
         "23503" if db.constraint() == Some("orders_user_id_fkey") => AppError::InvalidToken,
         _ => err.into(),

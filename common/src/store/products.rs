@@ -30,8 +30,14 @@ pub struct NewProduct {
     pub stock: Stock,
 }
 
-const COLUMNS: &str = "p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
-     (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock";
+/// The columns of [`Product`], `stock` summed from the buckets; a macro so that the
+/// statements below are `&'static str` built at compile time.
+macro_rules! product_columns {
+    () => {
+        "p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
+         (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock"
+    };
+}
 
 fn product(row: &Row) -> Result<Product, AppError> {
     Ok(Product {
@@ -80,16 +86,14 @@ pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product
 }
 
 pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, AppError> {
-    let sql = format!("SELECT {COLUMNS} FROM products p WHERE p.id = $1");
-    let rows = db.query_typed(&sql, &[(&id.get(), Type::INT8)]).await?;
+    const SQL: &str = concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id = $1");
+    let rows = db.query_typed(SQL, &[(&id.get(), Type::INT8)]).await?;
     rows.first().map(product).transpose()
 }
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
 pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, AppError> {
-    let sql = format!("SELECT {COLUMNS} FROM products p WHERE p.id > $1 ORDER BY p.id LIMIT $2");
-    let rows = db
-        .query_typed(&sql, &[(&after, Type::INT8), (&limit, Type::INT8)])
-        .await?;
+    const SQL: &str = concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id > $1 ORDER BY p.id LIMIT $2");
+    let rows = db.query_typed(SQL, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;
     rows.iter().map(product).collect()
 }

@@ -24,7 +24,12 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-const USER_COLUMNS: &str = "id, email, role, created_at";
+/// The columns of [`User`]; a macro so that statements are built at compile time.
+macro_rules! user_columns {
+    () => {
+        "id, email, role, created_at"
+    };
+}
 
 fn user(row: &Row) -> Result<User, AppError> {
     Ok(User {
@@ -41,23 +46,20 @@ fn role(raw: &str) -> Result<Role, AppError> {
 
 /// Inserts a user with the `user` role; a taken email is [`AppError::EmailTaken`].
 pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
-    let sql = format!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING {USER_COLUMNS}");
-    let rows = db
-        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
-        .await
-        .map_err(|err| match super::unique_violation(&err) {
-            Some("users_email_key") => AppError::EmailTaken,
-            _ => err.into(),
+    const SQL: &str = concat!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING ", user_columns!());
+    let rows =
+        db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await.map_err(|err| {
+            match super::unique_violation(&err) {
+                Some("users_email_key") => AppError::EmailTaken,
+                _ => err.into(),
+            }
         })?;
     super::single(&rows, user)
 }
 
 pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, AppError> {
     let rows = db
-        .query_typed(
-            "SELECT id, role, password_hash FROM users WHERE email = $1",
-            &[(&email.as_str(), Type::TEXT)],
-        )
+        .query_typed("SELECT id, role, password_hash FROM users WHERE email = $1", &[(&email.as_str(), Type::TEXT)])
         .await?;
     rows.first()
         .map(|row| {
@@ -72,13 +74,12 @@ pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Optio
 
 /// Creates an admin, or makes an existing account an admin with this password.
 pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
-    let sql = format!(
+    const SQL: &str = concat!(
         "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin') \
          ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
-         RETURNING {USER_COLUMNS}"
+         RETURNING ",
+        user_columns!()
     );
-    let rows = db
-        .query_typed(&sql, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)])
-        .await?;
+    let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     super::single(&rows, user)
 }

@@ -1,27 +1,62 @@
-//! POST /api/v1/orders: buys units of a product for the signed-in user.
+//! POST /api/v1/orders: buys one or more products for the signed-in user, all or nothing.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use common::auth::Caller;
 use common::domain::{ProductId, Quantity, optional, required};
-use common::http::ApiJson;
+use common::http::{ApiJson, IDEMPOTENT_REPLAYED, Idempotency};
 use common::store::orders::{self, Line, Order};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/orders", post(create_order))
-        .with_state(state)
+    Router::new().route("/api/v1/orders", post(create_order)).with_state(state)
 }
 
-/// The seed's body, `{"product_id": N}`, optionally with a quantity (default 1).
+/// Either the seed's single product, `{"product_id": N, "quantity": Q}`, or a cart,
+/// `{"items": [{"product_id": N, "quantity": Q}, ...]}`; quantity defaults to 1.
 #[derive(Deserialize)]
 struct OrderRequest {
     product_id: Option<i64>,
     quantity: Option<i64>,
+    items: Option<Vec<LineRequest>>,
+}
+
+#[derive(Deserialize)]
+struct LineRequest {
+    product_id: Option<i64>,
+    quantity: Option<i64>,
+}
+
+const MAX_LINES: usize = 50;
+
+impl OrderRequest {
+    fn lines(self) -> Result<Vec<Line>, AppError> {
+        match (self.items, self.product_id, self.quantity) {
+            (None, product_id, quantity) => Ok(vec![line("", product_id, quantity)?]),
+            (Some(items), None, None) => {
+                if items.is_empty() || items.len() > MAX_LINES {
+                    return Err(AppError::invalid("items", format!("items: must hold 1 to {MAX_LINES} lines")));
+                }
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| line(&format!("items[{i}]."), item.product_id, item.quantity))
+                    .collect()
+            }
+            (Some(_), _, _) => Err(AppError::invalid("items", "items: send either items or product_id, not both")),
+        }
+    }
+}
+
+fn line(prefix: &str, product_id: Option<i64>, quantity: Option<i64>) -> Result<Line, AppError> {
+    Ok(Line {
+        product_id: required(&format!("{prefix}product_id"), product_id, ProductId::parse)?,
+        quantity: optional(&format!("{prefix}quantity"), quantity, Quantity::parse)?.unwrap_or(Quantity::ONE),
+    })
 }
 
 #[derive(Serialize)]
@@ -34,21 +69,17 @@ struct OrderPlaced {
 async fn create_order(
     caller: Caller,
     State(state): State<AppState>,
+    Idempotency(key): Idempotency,
     ApiJson(body): ApiJson<OrderRequest>,
-) -> Result<(StatusCode, Json<OrderPlaced>), AppError> {
-    let line = Line {
-        product_id: required("product_id", body.product_id, ProductId::parse)?,
-        quantity: optional("quantity", body.quantity, Quantity::parse)?.unwrap_or(Quantity::ONE),
-    };
+) -> Result<Response, AppError> {
+    let lines = body.lines()?;
 
-    let order = orders::place(&state.db, caller.id, &[line]).await?;
+    let placed = orders::place(&state.db, caller.id, &lines, key.as_ref()).await?;
 
-    Ok((
-        StatusCode::CREATED,
-        Json(OrderPlaced {
-            message: "Order placed successfully",
-            order_id: order.id,
-            order,
-        }),
-    ))
+    let body = OrderPlaced { message: "Order placed successfully", order_id: placed.order.id, order: placed.order };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if placed.replayed {
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }

@@ -12,9 +12,7 @@ use common::{AppError, AppState};
 use serde::Deserialize;
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/products", post(create_product))
-        .with_state(state)
+    Router::new().route("/api/v1/products", post(create_product)).with_state(state)
 }
 
 #[derive(Deserialize)]

@@ -8,9 +8,7 @@ use common::store::products::{self, Product};
 use common::{AppError, AppState};
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/products/{id}", get(get_product))
-        .with_state(state)
+    Router::new().route("/api/v1/products/{id}", get(get_product)).with_state(state)
 }
 
 async fn get_product(State(state): State<AppState>, Path(raw_id): Path<String>) -> Result<Json<Product>, AppError> {
@@ -18,7 +16,5 @@ async fn get_product(State(state): State<AppState>, Path(raw_id): Path<String>) 
 
     let product = products::get(&**state.db.get().await?, id).await?;
 
-    product
-        .map(Json)
-        .ok_or(AppError::ProductNotFound { product_id: id.get() })
+    product.map(Json).ok_or(AppError::ProductNotFound { product_id: id.get() })
 }

@@ -9,9 +9,7 @@ use common::store::products;
 use common::{AppError, AppState};
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/products", get(list_products))
-        .with_state(state)
+    Router::new().route("/api/v1/products", get(list_products)).with_state(state)
 }
 
 async fn list_products(
@@ -19,6 +17,6 @@ async fn list_products(
     PathPrefix(prefix): PathPrefix,
     page: Page,
 ) -> Result<Response, AppError> {
-    let rows = products::list(&**state.db.get().await?, page.after, page.fetch_limit()).await?;
+    let rows = products::list(&**state.db.get().await?, page.after.unwrap_or(0), page.fetch_limit()).await?;
     Ok(page.respond(rows, |p| p.id, &format!("{prefix}/api/v1/products")))
 }

@@ -12,9 +12,7 @@ use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/auth/register", post(register))
-        .with_state(state)
+    Router::new().route("/api/v1/auth/register", post(register)).with_state(state)
 }
 
 #[derive(Deserialize)]
@@ -39,11 +37,5 @@ async fn register(
     let password_hash = hash_password(password).await?;
     let user = users::create(&**state.db.get().await?, &email, &password_hash).await?;
 
-    Ok((
-        StatusCode::CREATED,
-        Json(Registered {
-            message: "Registration successful",
-            user,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(Registered { message: "Registration successful", user })))
 }

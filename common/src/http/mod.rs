@@ -1,0 +1,130 @@
+//! What every HTTP function shares: the JSON 404/405 fallbacks, the body limit, CORS and
+//! the per-request span with its request id, plus the extractors in the submodules.
+
+mod headers;
+mod json;
+mod page;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use lambda_http::RequestExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+pub use headers::{ClientIp, IDEMPOTENT_REPLAYED, Idempotency};
+pub use json::ApiJson;
+pub use page::{Page, PathPrefix};
+
+use crate::error::AppError;
+
+/// Largest request body accepted; anything bigger is 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Adds what every router needs, once, on top of its routes: JSON 404 and 405, the body
+/// limit and the request span. Each Lambda applies it to its own router; the local server
+/// applies it to the merge of all of them.
+pub fn finish(router: Router) -> Router {
+    finish_with(router, cors(std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref()))
+}
+
+fn finish_with(router: Router, cors: Option<CorsLayer>) -> Router {
+    let router = router
+        .fallback(|uri: Uri| async move { AppError::RouteNotFound(uri.path().to_owned()) })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(middleware::from_fn(request_span))
+}
+
+/// CORS for browsers, off unless `CORS_ALLOWED_ORIGINS` lists origins (comma-separated,
+/// or `*` for any). Origins that do not parse are logged and ignored.
+fn cors(allowed_origins: Option<&str>) -> Option<CorsLayer> {
+    let raw = allowed_origins.filter(|v| !v.trim().is_empty())?;
+    let origins = if raw.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .filter_map(|origin| {
+                HeaderValue::from_str(origin)
+                    .inspect_err(|_| tracing::warn!(origin, "ignoring unusable CORS origin"))
+                    .ok()
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
+            .expose_headers([header::LINK, header::RETRY_AFTER, HeaderName::from_static(REQUEST_ID)])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// Runs the request inside a span carrying its id (Lambda's request id when there is one,
+/// else the caller's `x-request-id`, else a new UUID) and echoes the id back.
+async fn request_span(request: Request, next: Next) -> Response {
+    let id = request
+        .lambda_context_ref()
+        .map(|ctx| ctx.request_id.clone())
+        .or_else(|| request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "handled");
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn preflight(router: Router, origin: &str) -> Option<String> {
+        use tower::ServiceExt;
+        let request = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/things")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .body(axum::body::Body::empty())
+            .ok()?;
+        let response = router.oneshot(request).await.ok()?;
+        response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn cors_only_for_configured_origins() {
+        let routes = || Router::new().route("/things", axum::routing::post(|| async { "ok" }));
+        let allowed = cors(Some("https://shop.example, https://admin.example"));
+        let router = finish_with(routes(), allowed);
+        assert_eq!(preflight(router.clone(), "https://shop.example").await.as_deref(), Some("https://shop.example"));
+        assert_eq!(preflight(router, "https://evil.example").await, None);
+        assert_eq!(preflight(finish_with(routes(), cors(None)), "https://shop.example").await, None);
+        assert_eq!(
+            preflight(finish_with(routes(), cors(Some("*"))), "https://any.example").await.as_deref(),
+            Some("*")
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Keyset pagination and the links that announce the next page.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// Keyset pagination from `?limit=&after=`: the items that come after the item with id
+/// `after` in the listing's order (the start when absent), at most `limit` (default 50,
+/// max 100) of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 50;
+    pub const MAX_LIMIT: i64 = 100;
+
+    /// Keeps the first `limit` of `items` (fetched with `limit + 1`) and, when there were
+    /// more, the `Link: rel="next"` header value pointing after the last one kept.
+    fn split<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> i64, path: &str) -> (Vec<T>, Option<HeaderValue>) {
+        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        if items.len() <= limit {
+            return (items, None);
+        }
+        items.truncate(limit);
+        let link = items.last().and_then(|last| {
+            HeaderValue::from_str(&format!("<{path}?limit={}&after={}>; rel=\"next\"", self.limit, id(last))).ok()
+        });
+        (items, link)
+    }
+
+    /// The page as the API answers it: a bare JSON array, plus the `Link` header when
+    /// another page follows. `rows` were fetched with [`Self::fetch_limit`].
+    pub fn respond<T: Serialize>(&self, rows: Vec<T>, id: impl Fn(&T) -> i64, path: &str) -> Response {
+        let (items, next) = self.split(rows, id, path);
+        let mut response = Json(items).into_response();
+        if let Some(link) = next {
+            response.headers_mut().insert(header::LINK, link);
+        }
+        response
+    }
+
+    /// How many rows to fetch to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query) = Query::<PageQuery>::try_from_uri(&parts.uri)
+            .map_err(|rejection| AppError::invalid("query", rejection.body_text()))?;
+        let limit = match query.limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(raw) => raw.parse().ok().filter(|limit| (1..=Self::MAX_LIMIT).contains(limit)).ok_or_else(|| {
+                AppError::invalid("limit", format!("limit: must be an integer from 1 to {}", Self::MAX_LIMIT))
+            })?,
+        };
+        let after = query
+            .after
+            .map(|raw| {
+                raw.parse()
+                    .ok()
+                    .filter(|after: &i64| *after >= 0)
+                    .ok_or_else(|| AppError::invalid("after", "after: must be a non-negative integer id"))
+            })
+            .transpose()?;
+        Ok(Self { after, limit })
+    }
+}
+
+/// The public path prefix (an API Gateway stage) that was removed before routing, so that
+/// links the API hands out still work for the caller.
+#[derive(Debug, Clone, Default)]
+pub struct PathPrefix(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathPrefix {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_only_when_more() {
+        let page = Page { after: None, limit: 2 };
+        let (items, link) = page.split(vec![1, 2], |i| *i, "/p");
+        assert_eq!((items.len(), link), (2, None));
+        let (items, link) = page.split(vec![1, 2, 3], |i| *i, "/p");
+        assert_eq!(items, vec![1, 2]);
+        assert_eq!(link.as_ref().and_then(|l| l.to_str().ok()), Some("</p?limit=2&after=2>; rel=\"next\""));
+    }
+}

@@ -1,0 +1,24 @@
+//! GET /api/v1/orders: the signed-in user's own orders, newest first, a page at a time.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use common::auth::Caller;
+use common::http::{Page, PathPrefix};
+use common::store::orders;
+use common::{AppError, AppState};
+
+pub fn routes(state: AppState) -> Router {
+    Router::new().route("/api/v1/orders", get(list_orders)).with_state(state)
+}
+
+async fn list_orders(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathPrefix(prefix): PathPrefix,
+    page: Page,
+) -> Result<Response, AppError> {
+    let rows = orders::list_for_user(&**state.db.get().await?, caller.id, page.after, page.fetch_limit()).await?;
+    Ok(page.respond(rows, |o| o.id, &format!("{prefix}/api/v1/orders")))
+}

@@ -1,0 +1,227 @@
+//! A test app per test: a fresh database copied from a migrated template, the real router
+//! served on a loopback port, and an HTTP client that speaks to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::AppState;
+use common::auth::Jwt;
+use common::config::Config;
+use common::domain::{Role, UserId};
+use deadpool_postgres::Pool;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_postgres::NoTls;
+
+pub const JWT_SECRET: &[u8] = b"test-secret-with-at-least-32-bytes-of-entropy";
+/// A password that satisfies the registration rules.
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub state: AppState,
+    database_url: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn field(&self) -> &str {
+        self.body["field"].as_str().unwrap_or_default()
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("TEST_DATABASE_URL is not set: run `make test`, or point it at a Postgres role with CREATEDB")
+    })
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect to test Postgres");
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates a fresh database for one test from a template migrated once per migration set.
+/// Test processes run in parallel (nextest), so the template is built under an advisory lock.
+async fn fresh_database() -> String {
+    let admin_url = admin_url();
+    let admin = connect(&admin_url).await;
+    let template = format!("gamestore_template_{:016x}", common::db::migrations_fingerprint());
+    admin.execute("SELECT pg_advisory_lock(727272)", &[]).await.expect("advisory lock");
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+        .await
+        .expect("look up template")
+        .is_some();
+    if !exists {
+        admin.batch_execute(&format!("CREATE DATABASE \"{template}_building\"")).await.expect("create template");
+        let pool = common::db::pool(&with_database(&admin_url, &format!("{template}_building")), 1).expect("pool");
+        common::db::migrate(&pool).await.expect("migrate template");
+        pool.close();
+        drop(pool);
+        admin
+            .batch_execute(&format!("ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""))
+            .await
+            .expect("publish template");
+    }
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await.expect("create db");
+    admin.execute("SELECT pg_advisory_unlock(727272)", &[]).await.expect("advisory unlock");
+    with_database(&admin_url, &name)
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(fresh_database().await).await
+    }
+
+    /// A second server process on the same database, as another Lambda instance would be.
+    pub async fn sibling(&self) -> Self {
+        Self::spawn_on(self.database_url.clone()).await
+    }
+
+    async fn spawn_on(database_url: String) -> Self {
+        let config = Config {
+            database_url: database_url.clone(),
+            db_pool_size: 16,
+            jwt_secret: JWT_SECRET.to_vec(),
+            jwt_ttl: Duration::from_secs(3600),
+        };
+        let state = AppState::new(&config).expect("app state");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        tokio::spawn(gamestore::serve(listener, state.clone(), std::future::pending()));
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Self { address, state, database_url, client }
+    }
+
+    pub fn jwt(&self) -> Arc<Jwt> {
+        self.state.jwt.clone()
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.state.db
+    }
+
+    /// Sends a request with a raw body and optional headers.
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(format!("http://{}{path}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).expect("request");
+        let response = self.client.request(request).await.expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("response body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("response is not JSON: {status} {}", String::from_utf8_lossy(&bytes)))
+        };
+        assert!(
+            headers.get(header::CONTENT_TYPE).is_none_or(|ct| ct == "application/json"),
+            "non-JSON content type {:?}",
+            headers.get(header::CONTENT_TYPE)
+        );
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.send(Method::GET, path, &headers, Vec::new()).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> TestResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth.as_str()));
+        }
+        self.send(Method::POST, path, &headers, body.to_string().into_bytes()).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/auth/register", &json!({"email": email, "password": password}), None).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/auth/login", &json!({"email": email, "password": password}), None).await
+    }
+
+    /// Inserts a user directly (no hashing cost) and returns a token for it.
+    pub async fn user_token(&self, role: Role) -> String {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let id: i64 = self
+            .query_one(
+                "INSERT INTO users (email, password_hash, role) VALUES ($1, 'unusable', $2) RETURNING id",
+                &[&email, &role.as_str()],
+            )
+            .await;
+        self.jwt().issue(UserId::new(id), role).expect("issue token")
+    }
+
+    /// Creates a product through the API as an admin and returns its id.
+    pub async fn product(&self, sku: &str, price: i64, stock: i64) -> i64 {
+        let admin = self.user_token(Role::Admin).await;
+        let response = self
+            .post(
+                "/api/v1/products",
+                &json!({"name": format!("Game {sku}"), "description": "test", "price": price, "sku": sku, "stock": stock}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body["id"].as_i64().expect("product id")
+    }
+
+    pub async fn query_one<T>(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> T
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let client = self.pool().get().await.expect("connection");
+        client.query_one(sql, params).await.expect("query").get(0)
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        self.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await
+    }
+
+    pub async fn stock(&self, product_id: i64) -> i64 {
+        self.query_one(
+            "SELECT coalesce(sum(stock), 0)::BIGINT FROM product_stock WHERE product_id = $1",
+            &[&product_id],
+        )
+        .await
+    }
+}

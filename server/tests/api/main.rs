@@ -1,0 +1,16 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! End-to-end tests of the API over HTTP against real PostgreSQL (each test its own
+//! database), plus the Lambda entry points fed API Gateway events. One test binary, so it
+//! links once.
+
+mod auth;
+mod bad_input;
+mod carts;
+mod helpers;
+mod idempotency;
+mod lambda_events;
+mod order_history;
+mod orders;
+mod process;
+mod products;
+mod throttling;

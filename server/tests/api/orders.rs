@@ -1,0 +1,185 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::domain::Role;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn an_order_takes_stock_and_records_the_price() {
+    let app = TestApp::spawn().await;
+    let product = app.product("ORDER-1", 1250, 5).await;
+    let user = app.user_token(Role::User).await;
+
+    let response = app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await;
+
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    assert_eq!(response.body["message"], "Order placed successfully");
+    let order = &response.body["order"];
+    assert_eq!(response.body["order_id"], order["id"]);
+    assert_eq!(order["product_id"], product);
+    assert_eq!(order["quantity"], 1);
+    assert_eq!(order["unit_price"], 1250);
+    assert_eq!(order["total"], 1250);
+    assert!(order["created_at"].as_str().is_some_and(|t| t.contains('T')));
+    assert_eq!(app.stock(product).await, 4);
+    assert_eq!(app.count("orders").await, 1);
+    let stored: i64 = app.query_one("SELECT total FROM orders", &[]).await;
+    assert_eq!(stored, 1250);
+}
+
+#[tokio::test]
+async fn quantity_buys_several_units_even_across_buckets() {
+    let app = TestApp::spawn().await;
+    // 20 units over 16 buckets: no bucket holds more than 2, so 15 units need many buckets.
+    let product = app.product("QTY-1", 300, 20).await;
+    let user = app.user_token(Role::User).await;
+
+    let big = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 15}), Some(&user)).await;
+    assert_eq!(big.status, StatusCode::CREATED, "{:?}", big.body);
+    assert_eq!(big.body["order"]["total"], 4500);
+    assert_eq!(app.stock(product).await, 5);
+
+    let too_many = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 6}), Some(&user)).await;
+    assert_eq!(too_many.status, StatusCode::CONFLICT);
+    assert_eq!(too_many.code(), "out_of_stock");
+    assert_eq!(too_many.body["product_id"], product);
+    assert_eq!(app.stock(product).await, 5);
+
+    let rest = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 5}), Some(&user)).await;
+    assert_eq!(rest.status, StatusCode::CREATED, "{:?}", rest.body);
+    assert_eq!(app.stock(product).await, 0);
+    let negative: i64 = app.query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[]).await;
+    assert_eq!(negative, 0);
+}
+
+#[tokio::test]
+async fn unknown_product_and_sold_out_change_nothing() {
+    let app = TestApp::spawn().await;
+    let product = app.product("SOLD-1", 100, 1).await;
+    let user = app.user_token(Role::User).await;
+    assert_eq!(
+        app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await.status,
+        StatusCode::CREATED
+    );
+
+    let sold_out = app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await;
+    assert_eq!(sold_out.status, StatusCode::CONFLICT);
+    assert_eq!(sold_out.body, json!({"error": "Out of stock", "code": "out_of_stock", "product_id": product}));
+
+    let unknown = app.post("/api/v1/orders", &json!({"product_id": 424242}), Some(&user)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body, json!({"error": "Product not found", "code": "product_not_found", "product_id": 424242}));
+
+    assert_eq!(app.count("orders").await, 1);
+    assert_eq!(app.count("order_items").await, 1);
+    assert_eq!(app.stock(product).await, 0);
+}
+
+#[tokio::test]
+async fn order_input_rules() {
+    let app = TestApp::spawn().await;
+    let product = app.product("RULES-1", 100, 500).await;
+    let user = app.user_token(Role::User).await;
+    let cases = [
+        (json!({}), "product_id"),
+        (json!({"product_id": null}), "product_id"),
+        (json!({"product_id": 0}), "product_id"),
+        (json!({"product_id": "1"}), "product_id"),
+        (json!({"product_id": product, "quantity": 0}), "quantity"),
+        (json!({"product_id": product, "quantity": 101}), "quantity"),
+        (json!({"product_id": product, "quantity": -3}), "quantity"),
+        (json!({"product_id": product, "quantity": 2.5}), "quantity"),
+    ];
+    for (body, field) in cases {
+        let response = app.post("/api/v1/orders", &body, Some(&user)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}: {:?}", response.body);
+        assert_eq!(response.field(), field, "{body}");
+    }
+    assert_eq!(app.count("orders").await, 0);
+    assert_eq!(app.stock(product).await, 500);
+}
+
+/// The oversell race: K units, many more concurrent buyers over real HTTP. Exactly K
+/// orders succeed, everyone else hears "out of stock", stock ends at 0 and never below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_buyers_never_oversell() {
+    const STOCK: i64 = 10;
+    const BUYERS: usize = 50;
+    let app = Arc::new(TestApp::spawn().await);
+    let mut tokens = Vec::new();
+    for _ in 0..BUYERS {
+        tokens.push(app.user_token(Role::User).await);
+    }
+
+    for round in 0..5 {
+        let product = app.product(&format!("RACE-{round}"), 999, STOCK).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(BUYERS));
+        let buyers = tokens.iter().cloned().map(|token| {
+            let (app, barrier) = (app.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                app.post("/api/v1/orders", &json!({"product_id": product}), Some(&token)).await
+            })
+        });
+        let mut statuses: HashMap<u16, usize> = HashMap::new();
+        for buyer in buyers.collect::<Vec<_>>() {
+            let response = buyer.await.expect("buyer task");
+            if response.status == StatusCode::CONFLICT {
+                assert_eq!(response.code(), "out_of_stock");
+            }
+            *statuses.entry(response.status.as_u16()).or_default() += 1;
+        }
+
+        assert_eq!(statuses.get(&201), Some(&(STOCK as usize)), "round {round}: {statuses:?}");
+        assert_eq!(statuses.get(&409), Some(&(BUYERS - STOCK as usize)), "round {round}: {statuses:?}");
+        assert_eq!(app.stock(product).await, 0, "round {round}");
+        let sold: i64 = app
+            .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
+            .await;
+        assert_eq!(sold, STOCK, "round {round}");
+    }
+    let negative: i64 = app.query_one("SELECT count(*) FROM product_stock WHERE stock < 0", &[]).await;
+    assert_eq!(negative, 0);
+}
+
+/// Multi-unit buyers racing for a small stock: what is sold plus what is left is the
+/// original stock, and nobody was told "out of stock" while enough units remained
+/// (stock only shrinks, so each refused quantity must exceed what is left at the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_multi_unit_orders_keep_the_sum_exact() {
+    const STOCK: i64 = 40;
+    let app = Arc::new(TestApp::spawn().await);
+    let product = app.product("MULTI-RACE", 10, STOCK).await;
+    let mut buyers = Vec::new();
+    for i in 0..40_i64 {
+        let token = app.user_token(Role::User).await;
+        let quantity = 1 + i % 4;
+        let app = app.clone();
+        buyers.push(tokio::spawn(async move {
+            let response =
+                app.post("/api/v1/orders", &json!({"product_id": product, "quantity": quantity}), Some(&token)).await;
+            (quantity, response.status)
+        }));
+    }
+    let mut sold = 0;
+    let mut refused = Vec::new();
+    for buyer in buyers {
+        let (quantity, status) = buyer.await.expect("buyer task");
+        match status {
+            StatusCode::CREATED => sold += quantity,
+            StatusCode::CONFLICT => refused.push(quantity),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let left = app.stock(product).await;
+    assert_eq!(sold + left, STOCK);
+    assert!(left >= 0);
+    assert!(refused.iter().all(|&q| q > left), "refused {refused:?} with {left} left");
+    let recorded: i64 = app
+        .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
+        .await;
+    assert_eq!(recorded, sold);
+}
