@@ -55,10 +55,8 @@ async fn handle(fake: Rc<Fake>, req: Request<Incoming>) -> Result<Response<Body>
         // lambda_runtime's graceful-shutdown helper registers an internal extension first.
         let body = json!({ "functionName": fake.function, "functionVersion": "$LATEST", "handler": "bootstrap" });
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-        resp.headers_mut().insert(
-            "lambda-extension-identifier",
-            hyper::header::HeaderValue::from_static("bench-ext-1"),
-        );
+        resp.headers_mut()
+            .insert("lambda-extension-identifier", hyper::header::HeaderValue::from_static("bench-ext-1"));
         return Ok(resp);
     }
     if path == "/2020-01-01/extension/event/next" {
@@ -83,10 +81,7 @@ async fn handle(fake: Rc<Fake>, req: Request<Incoming>) -> Result<Response<Body>
             ("lambda-runtime-aws-request-id", id),
             ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
             ("lambda-runtime-invoked-function-arn", arn),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000".to_owned(),
-            ),
+            ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".to_owned()),
             ("content-type", "application/json".to_owned()),
         ] {
             if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
@@ -98,12 +93,7 @@ async fn handle(fake: Rc<Fake>, req: Request<Incoming>) -> Result<Response<Body>
     if method == hyper::Method::POST && path.starts_with("/2018-06-01/runtime/") {
         let at = Instant::now();
         let ok = path.ends_with("/response");
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let status = if ok {
             serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -141,11 +131,7 @@ async fn start(opts: &Options, function: &str) -> Result<Env, Error> {
     let addr = listener.local_addr()?;
     let (sig_tx, signals) = mpsc::unbounded_channel();
     let (events, ev_rx) = mpsc::unbounded_channel();
-    let fake = Rc::new(Fake {
-        signals: sig_tx,
-        events: Mutex::new(ev_rx),
-        function: function.to_owned(),
-    });
+    let fake = Rc::new(Fake { signals: sig_tx, events: Mutex::new(ev_rx), function: function.to_owned() });
     let server = tokio::task::spawn_local(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let fake = fake.clone();
@@ -167,13 +153,7 @@ async fn start(opts: &Options, function: &str) -> Result<Env, Error> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    Ok(Env {
-        child,
-        signals,
-        events,
-        spawned,
-        server,
-    })
+    Ok(Env { child, signals, events, spawned, server })
 }
 
 impl Env {
@@ -199,8 +179,7 @@ impl Env {
     /// Hands out one event and waits for its answer: (latency, HTTP status in the answer).
     async fn invoke(&mut self, id: usize, event: &str) -> Result<(Duration, u16), Error> {
         let sent = Instant::now();
-        self.events
-            .send((format!("bench-{id}"), Bytes::from(event.to_owned())))?;
+        self.events.send((format!("bench-{id}"), Bytes::from(event.to_owned())))?;
         loop {
             if let Signal::Response { status, at, body } = self.next_signal().await? {
                 if status == 0 {
@@ -221,11 +200,7 @@ impl Env {
 }
 
 pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
-    let function = opts
-        .bin
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "function".into());
+    let function = opts.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "function".into());
     let size = std::fs::metadata(&opts.bin)?.len();
     let mut cold_us = Vec::new();
     let mut rss_kb = Vec::new();

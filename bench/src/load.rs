@@ -71,10 +71,7 @@ fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error>
                 .header("authorization", format!("Bearer {token}"))
                 .body(Full::new(Bytes::from(format!("{{\"product_id\":{product}}}"))))?
         }
-        Scenario::List => builder
-            .method("GET")
-            .uri("/api/v1/products?limit=50")
-            .body(Full::new(Bytes::new()))?,
+        Scenario::List => builder.method("GET").uri("/api/v1/products?limit=50").body(Full::new(Bytes::new()))?,
         Scenario::Login => {
             let user = 1 + rng.below(opts.users);
             let body = json!({ "email": format!("bench{user}@example.com"), "password": opts.password });

@@ -107,22 +107,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 fn run(cmd: Cmd) -> Result<(), Error> {
     match cmd {
-        Cmd::Http {
-            addr,
-            scenario,
-            connections,
-            seconds,
-            products,
-            tokens,
-            users,
-            password,
-        } => {
+        Cmd::Http { addr, scenario, connections, seconds, products, tokens, users, password } => {
             let tokens = match tokens {
-                Some(path) => std::fs::read_to_string(path)?
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                Some(path) => {
+                    std::fs::read_to_string(path)?.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+                }
                 None => Vec::new(),
             };
             if scenario == load::Scenario::Orders && tokens.is_empty() {
@@ -141,23 +130,11 @@ fn run(cmd: Cmd) -> Result<(), Error> {
             let result = runtime()?.block_on(load::run(opts))?;
             println!("{result}");
         }
-        Cmd::Lambda {
-            bin,
-            event,
-            starts,
-            warm,
-            user_token,
-            admin_token,
-        } => {
+        Cmd::Lambda { bin, event, starts, warm, user_token, admin_token } => {
             let event = std::fs::read_to_string(event)?
                 .replace("REPLACE_WITH_USER_TOKEN", &user_token)
                 .replace("REPLACE_WITH_ADMIN_TOKEN", &admin_token);
-            let opts = lambda::Options {
-                bin,
-                event,
-                starts,
-                warm,
-            };
+            let opts = lambda::Options { bin, event, starts, warm };
             let rt = runtime()?;
             let local = tokio::task::LocalSet::new();
             let result = local.block_on(&rt, lambda::run(opts))?;
@@ -186,14 +163,9 @@ fn run(cmd: Cmd) -> Result<(), Error> {
             let hash = runtime()?.block_on(common::auth::hash_password(password))?;
             println!("{hash}");
         }
-        Cmd::Report {
-            dir,
-            rounds,
-            json_out,
-            markdown_out,
-            machine,
-            settings,
-        } => report::run(&dir, rounds, &json_out, &markdown_out, &machine, &settings)?,
+        Cmd::Report { dir, rounds, json_out, markdown_out, machine, settings } => {
+            report::run(&dir, rounds, &json_out, &markdown_out, &machine, &settings)?
+        }
     }
     Ok(())
 }

@@ -28,34 +28,10 @@ const ROWS: &[Row] = &[
     row("orders hot", "orders-hot", Some(("single-order", "hot")), 32, None),
     row("orders hot", "orders-hot", Some(("seed-order", "hot")), 64, Some(3.0)),
     row("orders hot", "orders-hot", Some(("single-order", "hot")), 64, Some(1.5)),
-    row(
-        "orders spread",
-        "orders-spread",
-        Some(("seed-order", "spread")),
-        32,
-        None,
-    ),
-    row(
-        "orders spread",
-        "orders-spread",
-        Some(("single-order", "spread")),
-        32,
-        None,
-    ),
-    row(
-        "orders spread",
-        "orders-spread",
-        Some(("seed-order", "spread")),
-        64,
-        None,
-    ),
-    row(
-        "orders spread",
-        "orders-spread",
-        Some(("single-order", "spread")),
-        64,
-        Some(0.6),
-    ),
+    row("orders spread", "orders-spread", Some(("seed-order", "spread")), 32, None),
+    row("orders spread", "orders-spread", Some(("single-order", "spread")), 32, None),
+    row("orders spread", "orders-spread", Some(("seed-order", "spread")), 64, None),
+    row("orders spread", "orders-spread", Some(("single-order", "spread")), 64, Some(0.6)),
     row("products list", "list", Some(("seed-list", "list50")), 32, None),
     row("products list", "list", Some(("seed-list", "list50")), 64, Some(0.8)),
     row("login", "login", None, 8, None),
@@ -68,13 +44,7 @@ const fn row(
     clients: u64,
     target: Option<f64>,
 ) -> Row {
-    Row {
-        case,
-        ours,
-        peer,
-        clients,
-        target,
-    }
+    Row { case, ours, peer, clients, target }
 }
 
 fn read(path: &Path) -> Option<Value> {
@@ -101,24 +71,12 @@ pub fn run(
     machine: &str,
     settings: &str,
 ) -> Result<(), Error> {
-    let peers: Vec<Option<Value>> = (1..=rounds)
-        .map(|r| read(&dir.join(format!("peer-{r}.json"))))
-        .collect();
+    let peers: Vec<Option<Value>> = (1..=rounds).map(|r| read(&dir.join(format!("peer-{r}.json")))).collect();
     let mut rows_json = Vec::new();
     let mut md = String::new();
     let mut text = String::new();
-    let header = [
-        "case",
-        "clients",
-        "peer",
-        "peer tps",
-        "ours rps",
-        "ours/peer",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "target",
-    ];
+    let header =
+        ["case", "clients", "peer", "peer tps", "ours rps", "ours/peer", "p50 ms", "p99 ms", "errors", "target"];
     writeln!(
         text,
         "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}  {}",
@@ -194,16 +152,8 @@ pub fn run(
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
     entries.sort();
-    let lheader = [
-        "function",
-        "size MB",
-        "cold p50 ms",
-        "cold p90 ms",
-        "RSS MB",
-        "warm p50 ms",
-        "warm p99 ms",
-        "first status",
-    ];
+    let lheader =
+        ["function", "size MB", "cold p50 ms", "cold p90 ms", "RSS MB", "warm p50 ms", "warm p99 ms", "first status"];
     let mut ltext = format!(
         "{:<15} {:>8} {:>11} {:>11} {:>7} {:>11} {:>11}  {}\n",
         lheader[0], lheader[1], lheader[2], lheader[3], lheader[4], lheader[5], lheader[6], lheader[7]
