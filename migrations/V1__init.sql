@@ -154,6 +154,7 @@ DECLARE
     v_fingerprint TEXT;
     v_price       BIGINT;
     v_nbucket     INT;
+    v_pick        SMALLINT;
 BEGIN
     IF p_key IS NOT NULL THEN
         INSERT INTO idempotency_keys AS k (user_id, key, fingerprint)
@@ -200,9 +201,12 @@ BEGIN
             UPDATE idempotency_keys k SET order_id = v_order WHERE k.user_id = p_user_id AND k.key = p_key;
         END IF;
         -- Stock last. take_stock's fast path inlined: one random bucket that covers the line.
+        -- The bucket is drawn once, here: random() inside the WHERE clause would be drawn
+        -- per row and could match (and lock, in any order) several buckets.
+        v_pick := floor(random() * v_nbucket)::SMALLINT;
         UPDATE product_stock SET stock = stock - p_quantities[1]
          WHERE product_stock.product_id = p_product_ids[1]
-           AND bucket = floor(random() * v_nbucket)::SMALLINT
+           AND bucket = v_pick
            AND stock >= p_quantities[1];
         IF NOT FOUND THEN
             PERFORM take_stock(p_product_ids[1], v_nbucket, p_quantities[1]);
