@@ -238,8 +238,10 @@ if [ "${BENCH_NO_README:-0}" != 1 ]; then
     sed '/^## Performance$/,$d' README.md
     echo "## Performance"
     echo
-    echo "\`make bench\` (scripts/bench.sh) measures the API and the Lambda binaries against the peer"
-    echo "baseline in one run; see the script's header for the knobs. Latest run:"
+    echo "\`make bench\` measures the API over HTTP and the Lambda binaries against the peer baseline"
+    echo "(the Go seed's SQL replayed with pgbench) on one fresh PostgreSQL, in alternating rounds;"
+    echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
+    echo "all numbers in [bench/results/latest.json](bench/results/latest.json). Latest run:"
     echo
     cat "$run/table.md"
   } >"$run/README.new"
