@@ -16,6 +16,7 @@
 #   BENCH_LAMBDA_WARM    warm invocations for create-order and list-products (default 200)
 #   BENCH_SKIP_PEER=1 / BENCH_SKIP_OURS=1 / BENCH_SKIP_LAMBDA=1   for quick checks
 #   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
+#   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -56,8 +57,12 @@ started=$(date +%s)
 ensure_postgres
 apt_install jq
 
-log "building release binaries (server, functions, loadgen)"
-cargo build --release --quiet --workspace --bins
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  log "BENCH_SKIP_BUILD=1: using the release binaries already in the target directory"
+else
+  log "building release binaries (server, functions, loadgen)"
+  cargo build --release --quiet --workspace --bins
+fi
 target=${CARGO_TARGET_DIR:-target}/release
 loadgen=$target/loadgen
 gamestore=$target/gamestore
