@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # make dev: the whole store on http://127.0.0.1:8080 (PORT/BIND override) with a
-# project-local PostgreSQL in .dev/ (or DATABASE_URL if set), the seed's admin and demo
-# products. Ctrl-C stops the server and the database this script started.
+# project-local PostgreSQL in .dev/ (or DATABASE_URL if set), a project-local Redis for the
+# welcome-email queue (or QUEUE_URL if set), the seed's admin and demo products. Ctrl-C
+# stops the server and the services this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .dev
+stops=()
+stop_services() { local s; for s in "${stops[@]}"; do eval "$s"; done; }
+trap stop_services EXIT
 
 if [ -z "${DATABASE_URL:-}" ]; then
   ensure_postgres
@@ -18,13 +22,28 @@ if [ -z "${DATABASE_URL:-}" ]; then
     port=$(free_port 5433)
     log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
     pg_start "$dir" "$port"
-    trap 'log "stopping PostgreSQL"; pg_stop "$dir"' EXIT
+    stops+=('log "stopping PostgreSQL"; pg_stop .dev/pg')
   fi
   admin_url="postgres://postgres@127.0.0.1:$port/postgres"
   if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
     "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
   fi
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
+fi
+
+# The welcome-email queue: Redis Streams, consumed by the worker inside `gamestore serve`.
+if [ -z "${QUEUE_URL:-}" ]; then
+  rdir=.dev/redis
+  if redis_running "$rdir"; then
+    rport=$(cat "$rdir/port")
+    log "using the Redis already running in $rdir (port $rport)"
+  else
+    rport=$(free_port 6380)
+    log "starting Redis on 127.0.0.1:$rport (welcome-email queue)"
+    redis_start "$rdir" "$rport"
+    stops+=('log "stopping Redis"; redis_stop .dev/redis')
+  fi
+  export QUEUE_URL="redis://127.0.0.1:$rport"
 fi
 
 # A random secret for this checkout only; outside dev, the process refuses to start without one.
@@ -55,6 +74,8 @@ cat <<MSG
   curl -s -X POST $api/orders -H "authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' -d '{"product_id":1}'
 
+  Each register logs its welcome mail ("mail sent (log mailer)"), sent through
+  the queue at $QUEUE_URL by the in-process email worker.
   Admin: admin@gamestore.com / admin123 — the README walks through the rest.
 
 MSG

@@ -95,6 +95,46 @@ ensure_nextest() {
   cargo install cargo-nextest --locked >/dev/null || die "cargo install cargo-nextest failed"
 }
 
+# redis_start DIR PORT: a throw-away Redis on 127.0.0.1:PORT (no persistence), pid and log
+# in DIR. Installs Debian's redis-server when missing.
+redis_start() {
+  local dir=$1 port=$2 i
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null \
+    || die "redis-server did not start (see $dir/redis.log)"
+  for i in $(seq 1 50); do
+    [ -s "$dir/redis.pid" ] && redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 || die "Redis on port $port does not answer"
+  echo "$port" >"$dir/port"
+}
+
+# redis_stop DIR: stops the Redis redis_start started there (by its pid).
+redis_stop() {
+  local dir=$1 pid i
+  [ -s "$dir/redis.pid" ] || return 0
+  pid=$(cat "$dir/redis.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$dir/redis.pid"
+}
+
+redis_running() { [ -s "$1/redis.pid" ] && kill -0 "$(cat "$1/redis.pid")" 2>/dev/null; }
+
+# localstack_start DIR PORT / localstack_stop DIR: LocalStack without Docker, on
+# 127.0.0.1:PORT, installed into .venv-localstack on first use (localstack/run.sh).
+localstack_start() {
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  localstack/run.sh start "$1" "$2"
+}
+localstack_stop() { localstack/run.sh stop "$1"; }
+
 # A project venv for Python tools (schemathesis, SAM, cfn-lint), in .venv/.
 ensure_venv() {
   [ -x .venv/bin/pip ] && return 0

@@ -6,13 +6,19 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
     Url(#[source] tokio_postgres::Error),
+    #[error("cannot set up TLS for the database connection: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("cannot build the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
     #[error("cannot get a database connection: {0}")]
@@ -24,9 +30,19 @@ pub enum DbError {
 
 /// Builds a pool of at most `size` connections. Connections open lazily; a request that
 /// waits longer than 5 s for one fails with 503 instead of hanging.
+///
+/// `sslmode=require` (what the stack sets for RDS Proxy) connects over TLS and verifies
+/// the server certificate and host name; no `sslmode`, `prefer` or `disable` (local
+/// databases) connect in plain text.
 pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
     let pg = tokio_postgres::Config::from_str(database_url).map_err(DbError::Url)?;
-    let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = if pg.get_ssl_mode() == SslMode::Require {
+        Manager::from_config(pg, tls_connector()?, config)
+    } else {
+        // `prefer` with NoTls never attempts TLS: local clusters need no certificate.
+        Manager::from_config(pg, NoTls, config)
+    };
     let timeouts = Timeouts {
         wait: Some(Duration::from_secs(5)),
         create: Some(Duration::from_secs(5)),
@@ -35,20 +51,94 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
     Ok(Pool::builder(manager).max_size(size.max(1)).timeouts(timeouts).runtime(Runtime::Tokio1).build()?)
 }
 
+/// rustls with the `ring` provider (the crypto stack jsonwebtoken's `rust_crypto` already
+/// pulls in; no second one such as aws-lc-rs) and Mozilla's roots from `webpki-roots`.
+/// The public roots are enough in AWS: RDS Proxy presents an ACM certificate for its
+/// endpoint, which chains to Amazon's public roots, so the RDS CA bundle is not needed. A
+/// direct connection to an RDS instance (whose certificate comes from the private RDS CA)
+/// would need that bundle instead. rustls always checks the chain and the host name, so
+/// `sslmode=require` here is as strict as libpq's `verify-full`.
+pub fn tls_connector() -> Result<MakeRustlsConnect, DbError> {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 #[cfg(feature = "migrations")]
 mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
-/// Applies every pending migration; safe to run on every start or deploy.
+/// Applies every pending migration; safe to run on every start or deploy. Returns the
+/// names of the migrations it applied (empty when the database was up to date).
 #[cfg(feature = "migrations")]
-pub async fn migrate(pool: &Pool) -> Result<(), DbError> {
+pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
     let mut client = pool.get().await?;
     let report = embedded::migrations::runner().run_async(&mut **client).await?;
+    let mut applied = Vec::new();
     for migration in report.applied_migrations() {
         tracing::info!(migration = %migration, "applied migration");
+        applied.push(migration.to_string());
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// Why `migrate` (the Lambda or `gamestore migrate`) failed.
+#[cfg(feature = "migrations")]
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("admin account: {0}")]
+    Admin(#[from] crate::AppError),
+    #[error("the admin secret's {field} {message}")]
+    InvalidAdmin { field: &'static str, message: String },
+}
+
+/// What [`migrate_and_ensure_admin`] did; the migrate Lambda returns it as JSON.
+#[cfg(feature = "migrations")]
+#[derive(Debug, serde::Serialize)]
+pub struct SetupReport {
+    /// Migrations applied by this run.
+    pub applied_migrations: Vec<String>,
+    /// "created" (this run created or promoted the first admin), "present" (an admin
+    /// existed already), or "skipped" (no admin credentials configured).
+    pub admin: &'static str,
+}
+
+/// Everything a deploy does to the database, shared by the migrate Lambda and
+/// `gamestore migrate`: apply pending migrations, then create the first admin from
+/// `admin` unless an admin exists. Idempotent.
+#[cfg(feature = "migrations")]
+pub async fn migrate_and_ensure_admin(
+    pool: &Pool,
+    admin: Option<crate::config::AdminCredentials>,
+) -> Result<SetupReport, SetupError> {
+    use crate::domain::{Email, Password};
+    use crate::store::users::{self, EnsureAdmin};
+
+    let applied_migrations = migrate(pool).await?;
+    let admin = match admin {
+        None => "skipped",
+        Some(creds) => {
+            let email =
+                Email::parse(creds.email).map_err(|e| SetupError::InvalidAdmin { field: "email", message: e.0 })?;
+            let password = Password::parse(creds.password)
+                .map_err(|e| SetupError::InvalidAdmin { field: "password", message: e.0 })?;
+            let client = pool.get().await.map_err(DbError::from)?;
+            match users::ensure_admin(&**client, &email, password).await? {
+                EnsureAdmin::Created(user) => {
+                    tracing::info!(id = user.id.get(), email = %user.email, "first admin created");
+                    "created"
+                }
+                EnsureAdmin::AlreadyPresent => "present",
+            }
+        }
+    };
+    Ok(SetupReport { applied_migrations, admin })
 }
 
 /// A fingerprint of the embedded migrations (names and checksums), so tooling can tell
@@ -59,4 +149,52 @@ pub fn migrations_fingerprint() -> u64 {
         .get_migrations()
         .iter()
         .fold(0xcbf2_9ce4_8422_2325, |acc, m| acc.rotate_left(5) ^ m.checksum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tls_only_when_required() {
+        // Pools build lazily, so no server is needed: this checks the TLS set-up succeeds
+        // (a missing crypto provider would fail here, not at the first connection).
+        assert!(tls_connector().is_ok());
+        assert!(pool("host=127.0.0.1 user=u sslmode=require", 1).is_ok());
+        assert!(pool("postgres://u@127.0.0.1/db", 1).is_ok());
+        assert!(matches!(pool("sslmode=bogus", 1), Err(DbError::Url(_))));
+    }
+
+    #[tokio::test]
+    async fn require_refuses_a_server_without_tls() {
+        // A plain-text "server" that answers the SSLRequest with 'N' (no TLS): a client
+        // in require mode must give up instead of falling back to plain text.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await;
+        let Ok(listener) = listener else { panic!("cannot bind a loopback port") };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 8];
+                let _ = socket.read_exact(&mut request).await;
+                let _ = socket.write_all(b"N").await;
+                // Anything sent after this would be a plain-text startup message.
+                let mut rest = Vec::new();
+                let _ = socket.read_to_end(&mut rest).await;
+                return (request, rest);
+            }
+            ([0; 8], Vec::new())
+        });
+        let url = format!("host=127.0.0.1 port={port} user=u dbname=d sslmode=require");
+        let pool = pool(&url, 1).map_err(|e| e.to_string());
+        let Ok(pool) = pool else { panic!("pool") };
+        assert!(pool.get().await.is_err());
+        pool.close();
+        drop(pool);
+        let (request, rest) = server.await.unwrap_or(([0; 8], vec![1]));
+        // 80877103 is the SSLRequest code: the client asked for TLS first ...
+        assert_eq!(&request[4..], &80_877_103u32.to_be_bytes());
+        // ... and sent nothing in plain text once it was refused.
+        assert!(rest.is_empty(), "client fell back to plain text: {rest:?}");
+    }
 }

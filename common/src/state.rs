@@ -6,12 +6,15 @@ use deadpool_postgres::Pool;
 use crate::auth::Jwt;
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::queue::Publisher;
 
 /// What handlers share: built once per process (per Lambda execution environment).
 #[derive(Clone)]
 pub struct AppState {
     pub db: Pool,
     pub jwt: Arc<Jwt>,
+    /// Where committed outbox messages are published; `None` leaves them to the sweeper.
+    pub publisher: Option<Arc<dyn Publisher>>,
 }
 
 impl AppState {
@@ -19,7 +22,13 @@ impl AppState {
         Ok(Self {
             db: db::pool(&config.database_url, config.db_pool_size)?,
             jwt: Arc::new(Jwt::new(&config.jwt_secret, config.jwt_ttl)),
+            publisher: None,
         })
+    }
+
+    /// This state, publishing outbox messages with `publisher`.
+    pub fn with_publisher(self, publisher: Arc<dyn Publisher>) -> Self {
+        Self { publisher: Some(publisher), ..self }
     }
 }
 

@@ -3,10 +3,19 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::Router;
 use common::AppState;
 use common::http::finish;
+use common::mail::{self, MailConfig, Mailer};
+use common::outbox::{self, SweepConfig};
+use common::queue::{self, Consumer, QueueConfig};
+use deadpool_postgres::Pool;
+use email_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Every HTTP function's routes on one router: the same handlers the Lambdas run.
 pub fn app(state: AppState) -> Router {
@@ -82,4 +91,60 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The welcome-email pipeline beside the API, as the seed ran its worker goroutine: the
+/// queue worker and the outbox sweeper as tasks of this process.
+pub struct Pipeline {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Pipeline {
+    /// Starts the worker (`consumer` → `mailer`) and, when `state` has a publisher, the
+    /// sweeper republishing through it.
+    pub fn start(
+        state: &AppState,
+        consumer: Arc<dyn Consumer>,
+        mailer: Arc<dyn Mailer>,
+        worker: WorkerOptions,
+        sweep: SweepConfig,
+    ) -> Self {
+        let (stop, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let worker = Worker::new(state.db.clone(), mailer, worker);
+        let worker_stop = stopped(stop.subscribe());
+        tasks.spawn(async move { worker.run(consumer.as_ref(), worker_stop).await });
+        if let Some(publisher) = state.publisher.clone() {
+            tasks.spawn(outbox::run_sweeper(state.db.clone(), publisher, sweep, stopped(stop.subscribe())));
+        }
+        Self { tasks, stop }
+    }
+
+    /// Stops both tasks after their current batch.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs only the polling email worker until `shutdown` (the `gamestore worker` command).
+pub async fn run_worker(
+    db: Pool,
+    queue: &QueueConfig,
+    mail: &MailConfig,
+    options: WorkerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let consumer: Arc<dyn Consumer> = queue::consumer(queue).await?;
+    let worker = Worker::new(db, mail::mailer(mail).await?, options);
+    tracing::info!(queue = %queue.url, "email worker polling");
+    worker.run(consumer.as_ref(), shutdown).await;
+    Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }

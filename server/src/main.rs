@@ -2,13 +2,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use common::config::{self, Config};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
+use common::mail::{self, MailConfig};
+use common::outbox::SweepConfig;
+use common::queue::{self, QueueConfig};
 use common::store::{products, users};
 use common::{AppError, AppState, auth, db, telemetry};
 use deadpool_postgres::Pool;
+use email_worker::WorkerOptions;
+use gamestore::{Error, Pipeline};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -27,7 +33,20 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 8080)]
         port: u16,
     },
-    /// Apply pending database migrations.
+    /// Run only the email worker: poll the queue (QUEUE_URL) and send welcome mails.
+    Worker {
+        /// Fault injection for crash tests: sleep this long after claiming a message,
+        /// before sending its mail.
+        #[arg(long, hide = true, default_value_t = 0)]
+        pause_before_send_ms: u64,
+        /// Fault injection for crash tests: sleep this long after sending and recording,
+        /// before acknowledging the queue.
+        #[arg(long, hide = true, default_value_t = 0)]
+        pause_before_ack_ms: u64,
+    },
+    /// Apply pending database migrations, then create the first admin from ADMIN_SECRET_ARN
+    /// or ADMIN_EMAIL + ADMIN_PASSWORD when set and no admin exists (what the migrate
+    /// Lambda does after a deploy).
     Migrate,
     /// Create an admin account, or make an existing account an admin with this password.
     SeedAdmin {
@@ -52,15 +71,21 @@ async fn main() -> ExitCode {
     }
 }
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
 async fn run(command: Command) -> Result<(), Error> {
-    if let Command::Serve { bind, port } = command {
-        return serve(bind, port).await;
-    }
-    let pool = db::pool(&config::database_url()?, 1)?;
     match command {
-        Command::Serve { .. } | Command::Migrate => db::migrate(&pool).await?,
+        Command::Serve { bind, port } => return serve(bind, port).await,
+        Command::Worker { pause_before_send_ms, pause_before_ack_ms } => {
+            return worker(pause_before_send_ms, pause_before_ack_ms).await;
+        }
+        _ => {}
+    }
+    let pool = db::pool(&config::database_url().await?, 1)?;
+    match command {
+        Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
+            let admin = config::admin_credentials(&config::ProcessEnv).await?;
+            let report = db::migrate_and_ensure_admin(&pool, admin).await?;
+            tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
+        }
         Command::SeedAdmin { email, password } => {
             let email = Email::parse(email).map_err(|e| format!("--email {}", e.0))?;
             let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
@@ -75,12 +100,50 @@ async fn run(command: Command) -> Result<(), Error> {
 }
 
 async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
-    let state = AppState::new(&Config::from_env()?)?;
+    let mut state = AppState::new(&Config::from_env().await?)?;
+    // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
     db::migrate(&state.db).await?;
+    let pipeline = match QueueConfig::from_env()? {
+        Some(queue) => {
+            state = state.with_publisher(queue::publisher(&queue).await?);
+            let mail = MailConfig::from_env()?;
+            let pipeline = Pipeline::start(
+                &state,
+                queue::consumer(&queue).await?,
+                mail::mailer(&mail).await?,
+                WorkerOptions::from_env()?,
+                SweepConfig::from_env()?,
+            );
+            tracing::info!(queue = %queue.url, mailer = ?mail.backend, "email worker and outbox sweeper running");
+            Some(pipeline)
+        }
+        None => {
+            tracing::warn!("QUEUE_URL is not set: welcome emails wait in the outbox, no worker runs");
+            None
+        }
+    };
     let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
     tracing::info!(address = %listener.local_addr()?, "serving the game store API");
     let pool = state.db.clone();
     gamestore::serve(listener, state, gamestore::shutdown_signal()).await?;
+    if let Some(pipeline) = pipeline {
+        pipeline.stop().await;
+    }
+    pool.close();
+    Ok(())
+}
+
+/// The polling email worker alone: needs DATABASE_URL and QUEUE_URL, not the JWT secret.
+async fn worker(pause_before_send_ms: u64, pause_before_ack_ms: u64) -> Result<(), Error> {
+    let queue = QueueConfig::from_env()?.ok_or(config::ConfigError::Missing("QUEUE_URL"))?;
+    let options = WorkerOptions {
+        pause_before_send: Duration::from_millis(pause_before_send_ms),
+        pause_before_ack: Duration::from_millis(pause_before_ack_ms),
+        ..WorkerOptions::from_env()?
+    };
+    let pool = db::pool(&config::database_url().await?, options.batch + 1)?;
+    gamestore::run_worker(pool.clone(), &queue, &MailConfig::from_env()?, options, gamestore::shutdown_signal())
+        .await?;
     pool.close();
     Ok(())
 }

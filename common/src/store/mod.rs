@@ -2,6 +2,7 @@
 
 pub mod login_failures;
 pub mod orders;
+pub mod outbox;
 pub mod products;
 pub mod users;
 

@@ -4,7 +4,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use crate::domain::{Email, Role, UserId};
+use crate::domain::{Email, Password, Role, UserId};
 use crate::error::AppError;
 
 /// A user as the API shows it: never the password hash.
@@ -82,4 +82,43 @@ pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash:
     );
     let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     super::single(&rows, user)
+}
+
+/// What [`ensure_admin`] did.
+#[derive(Debug)]
+pub enum EnsureAdmin {
+    /// There was no admin: this account is now one (created, or promoted with this password).
+    Created(User),
+    /// An admin already existed; nothing was changed.
+    AlreadyPresent,
+}
+
+pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, AppError> {
+    let rows = db.query_typed("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", &[]).await?;
+    Ok(!rows.is_empty())
+}
+
+/// Creates the first admin unless an admin exists: idempotent, so deploys can run it every
+/// time, and it never resets the password of an admin who changed it. An existing account
+/// with this email (someone registered it first) is taken over: promoted and given the
+/// secret's password, so whoever registered it cannot log in as admin.
+pub async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Password) -> Result<EnsureAdmin, AppError> {
+    // Checked first so that the usual case (admin present) costs no argon2 hash.
+    if admin_exists(db).await? {
+        return Ok(EnsureAdmin::AlreadyPresent);
+    }
+    let hash = crate::auth::hash_password(password).await?;
+    // The NOT EXISTS guard makes two concurrent runs create at most one admin.
+    const SQL: &str = concat!(
+        "INSERT INTO users (email, password_hash, role) ",
+        "SELECT $1, $2, 'admin' WHERE NOT EXISTS (SELECT 1 FROM users WHERE role = 'admin') ",
+        "ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' ",
+        "RETURNING ",
+        user_columns!()
+    );
+    let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&hash, Type::TEXT)]).await?;
+    match rows.first() {
+        Some(row) => Ok(EnsureAdmin::Created(user(row)?)),
+        None => Ok(EnsureAdmin::AlreadyPresent),
+    }
 }

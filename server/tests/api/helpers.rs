@@ -10,6 +10,7 @@ use common::AppState;
 use common::auth::Jwt;
 use common::config::Config;
 use common::domain::{Role, UserId};
+use common::queue::Publisher;
 use deadpool_postgres::Pool;
 use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -27,7 +28,7 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub address: SocketAddr,
     pub state: AppState,
-    database_url: String,
+    pub database_url: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -100,22 +101,30 @@ async fn fresh_database() -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_on(fresh_database().await).await
+        Self::spawn_on(fresh_database().await, None).await
+    }
+
+    /// A test app whose register publishes the welcome email with `publisher`.
+    pub async fn spawn_with_publisher(publisher: Option<Arc<dyn Publisher>>) -> Self {
+        Self::spawn_on(fresh_database().await, publisher).await
     }
 
     /// A second server process on the same database, as another Lambda instance would be.
     pub async fn sibling(&self) -> Self {
-        Self::spawn_on(self.database_url.clone()).await
+        Self::spawn_on(self.database_url.clone(), self.state.publisher.clone()).await
     }
 
-    async fn spawn_on(database_url: String) -> Self {
+    async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>) -> Self {
         let config = Config {
             database_url: database_url.clone(),
             db_pool_size: 16,
             jwt_secret: JWT_SECRET.to_vec(),
             jwt_ttl: Duration::from_secs(3600),
         };
-        let state = AppState::new(&config).expect("app state");
+        let mut state = AppState::new(&config).expect("app state");
+        if let Some(publisher) = publisher {
+            state = state.with_publisher(publisher);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let address = listener.local_addr().expect("local address");
         tokio::spawn(gamestore::serve(listener, state.clone(), std::future::pending()));

@@ -6,9 +6,11 @@
 mod auth;
 mod bad_input;
 mod carts;
+mod email;
 mod helpers;
 mod idempotency;
 mod lambda_events;
+mod migrate;
 mod order_history;
 mod orders;
 mod process;

@@ -1,0 +1,99 @@
+//! Domain values. Each one validates on construction, so a value of these types past the
+//! request edge is known to be valid; the store and the handlers never re-check.
+
+mod order;
+mod product;
+mod user;
+
+pub use order::{IdempotencyKey, Quantity};
+pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock};
+pub use user::{Email, Password, Role, UserId};
+
+use crate::error::AppError;
+
+/// Why a raw value is not a valid domain value (the field is added by [`required`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+/// Parses a required input field, naming the field in the error when it is absent or invalid.
+pub fn required<R, T>(field: &str, raw: Option<R>, parse: impl FnOnce(R) -> Result<T, Invalid>) -> Result<T, AppError> {
+    let raw = raw.ok_or_else(|| AppError::invalid(field, format!("{field}: is required")))?;
+    parse(raw).map_err(|Invalid(message)| AppError::invalid(field, format!("{field}: {message}")))
+}
+
+/// Parses an optional input field; absent (or `null`) is `None`.
+pub fn optional<R, T>(
+    field: &str,
+    raw: Option<R>,
+    parse: impl FnOnce(R) -> Result<T, Invalid>,
+) -> Result<Option<T>, AppError> {
+    raw.map(|raw| required(field, Some(raw), parse)).transpose()
+}
+
+pub(super) fn invalid<T>(message: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(message.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_checked() {
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ".into()).map(|e| e.as_str().to_owned()),
+            Ok("ann@example.com".into())
+        );
+        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com", "ann@@example.com"] {
+            assert!(Email::parse(bad.into()).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse(format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn password_length_counts_characters() {
+        assert!(Password::parse("1234567".into()).is_err());
+        assert!(Password::parse("12345678".into()).is_ok());
+        assert!(Password::parse("é".repeat(128)).is_ok());
+        assert!(Password::parse("é".repeat(129)).is_err());
+        assert_eq!(format!("{:?}", Password::parse("secret-password".into())), "Ok(Password(..))");
+    }
+
+    #[test]
+    fn numbers_have_bounds() {
+        assert!(Cents::parse(-1).is_err());
+        assert!(Cents::parse(0).is_ok());
+        assert!(Cents::parse(Cents::MAX + 1).is_err());
+        assert!(Stock::parse(-1).is_err());
+        assert!(Stock::parse(i64::from(i32::MAX) + 1).is_err());
+        assert!(Quantity::parse(0).is_err());
+        assert!(Quantity::parse(101).is_err());
+        assert_eq!(Quantity::parse(100).map(Quantity::get), Ok(100));
+        assert!(ProductId::parse(0).is_err());
+    }
+
+    #[test]
+    fn sku_and_name_rules() {
+        assert_eq!(Sku::parse(" GAME-01 ".into()).map(|s| s.as_str().to_owned()), Ok("GAME-01".into()));
+        for bad in ["", "has space", "semi;colon", "quote'", &"x".repeat(65)] {
+            assert!(Sku::parse(bad.into()).is_err(), "{bad:?} accepted");
+        }
+        assert!(ProductName::parse("   ".into()).is_err());
+        assert!(ProductName::parse("nul\0byte".into()).is_err());
+        assert!(Description::parse("two\nlines\tand a tab".into()).is_ok());
+        assert!(Description::parse("nul\0byte".into()).is_err());
+        assert!(Email::parse("a\0b@example.com".into()).is_err());
+        assert!(Description::parse("x".repeat(5001)).is_err());
+    }
+
+    #[test]
+    fn required_names_the_field() {
+        let missing = required("price", None::<i64>, Cents::parse);
+        assert!(matches!(missing, Err(AppError::Invalid { field, .. }) if field == "price"));
+        let bad = required("price", Some(-5), Cents::parse);
+        assert!(
+            matches!(bad, Err(AppError::Invalid { field, message }) if field == "price" && message.starts_with("price: "))
+        );
+        assert!(matches!(optional("stock", None::<i64>, Stock::parse), Ok(None)));
+    }
+}

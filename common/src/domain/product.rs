@@ -1,0 +1,134 @@
+//! The catalogue: product id, name, description, price, SKU, stock.
+
+use serde::Serialize;
+
+use super::{Invalid, invalid};
+
+/// Identifier of a product: a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ProductId(i64);
+
+impl ProductId {
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if raw < 1 {
+            return invalid("must be a positive integer");
+        }
+        Ok(Self(raw))
+    }
+
+    /// Parses the id as it appears in a URL path.
+    pub fn parse_str(raw: String) -> Result<Self, Invalid> {
+        raw.parse().map_err(|_| Invalid("must be a positive integer".into())).and_then(Self::parse)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A product's display name: 1 to 200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: String) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
+            return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        if name.chars().any(char::is_control) {
+            return invalid("must not contain control characters");
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text describing a product, up to 5000 characters (may be empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 5000;
+
+    pub fn parse(raw: String) -> Result<Self, Invalid> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        // Line breaks and tabs are text; other control characters (NUL, which Postgres
+        // cannot store, among them) are not.
+        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return invalid("must not contain control characters other than line breaks and tabs");
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A money amount in integer cents. Capped so that any order total fits an i64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Cents(i64);
+
+impl Cents {
+    /// 10 billion currency units: 50 lines x 100 units x this still fits an i64.
+    pub const MAX: i64 = 1_000_000_000_000;
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if !(0..=Self::MAX).contains(&raw) {
+            return invalid(format!("must be integer cents between 0 and {}", Self::MAX));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Stock-keeping unit: 1 to 64 of `A-Z a-z 0-9 . _ -`, kept as given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sku(String);
+
+impl Sku {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: String) -> Result<Self, Invalid> {
+        let sku = raw.trim();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if sku.is_empty() || sku.len() > Self::MAX_LEN || !sku.chars().all(allowed) {
+            return invalid(format!("must be 1 to {} characters of letters, digits, '.', '_' or '-'", Self::MAX_LEN));
+        }
+        Ok(Self(sku.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Units on hand; never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stock(i32);
+
+impl Stock {
+    pub const ZERO: Self = Self(0);
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        match i32::try_from(raw) {
+            Ok(stock) if stock >= 0 => Ok(Self(stock)),
+            _ => invalid(format!("must be an integer between 0 and {}", i32::MAX)),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}

@@ -1,0 +1,196 @@
+//! Outgoing mail: one trait, sent through SES (v1 `SendEmail`, the API LocalStack emulates,
+//! so the same code runs locally) or written to the log (plain local runs).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::ConfigError;
+use crate::env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("sending mail failed: {0}")]
+    Send(String),
+    #[error("MAILER={0} needs a back-end this binary was built without (feature `ses`)")]
+    Unsupported(String),
+}
+
+/// A mail with a plain-text and an HTML body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// `Ok` once the mail service accepted the mail.
+    async fn send(&self, mail: &Mail) -> Result<(), MailError>;
+}
+
+/// The welcome mail for a new account.
+pub fn welcome(to: &str) -> Mail {
+    let escaped = html_escape(to);
+    Mail {
+        to: to.to_owned(),
+        subject: "Welcome to the Game Store".to_owned(),
+        text: format!(
+            "Hello,\n\nyour Game Store account {to} is ready. Sign in and find your next game.\n\n\
+             If you did not create this account, ignore this mail.\n\n-- The Game Store\n"
+        ),
+        html: format!(
+            "<!doctype html><html><body>\
+             <h1>Welcome to the Game Store</h1>\
+             <p>Your account <strong>{escaped}</strong> is ready. Sign in and find your next game.</p>\
+             <p>If you did not create this account, ignore this mail.</p>\
+             <p>&mdash; The Game Store</p></body></html>"
+        ),
+    }
+}
+
+fn html_escape(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Which mailer, and its settings.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub backend: MailBackend,
+    /// The sender (`MAIL_FROM`); SES needs it verified.
+    pub from: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailBackend {
+    /// Logs each mail; with a file, also appends it there as one JSON line.
+    Log {
+        file: Option<PathBuf>,
+    },
+    Ses,
+}
+
+impl MailConfig {
+    pub const DEFAULT_FROM: &str = "welcome@gamestore.example";
+
+    /// `MAILER` = `log` or `ses` (default: `ses` on Lambda, `log` elsewhere); `MAIL_FROM`
+    /// (default `welcome@gamestore.example`); `MAIL_LOG`, a file the log mailer appends to.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let default = if in_lambda { "ses" } else { "log" };
+        let backend = match env::optional("MAILER").as_deref().unwrap_or(default) {
+            "log" => MailBackend::Log { file: env::optional("MAIL_LOG").map(PathBuf::from) },
+            "ses" => MailBackend::Ses,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "MAILER",
+                    reason: format!("{other:?} is neither `log` nor `ses`"),
+                });
+            }
+        };
+        Ok(Self { backend, from: env::optional("MAIL_FROM").unwrap_or_else(|| Self::DEFAULT_FROM.to_owned()) })
+    }
+}
+
+/// The mailer `config` asks for.
+pub async fn mailer(config: &MailConfig) -> Result<Arc<dyn Mailer>, MailError> {
+    match &config.backend {
+        MailBackend::Log { file } => Ok(Arc::new(LogMailer { file: file.clone() })),
+        #[cfg(feature = "ses")]
+        MailBackend::Ses => Ok(Arc::new(ses::SesMailer::from_env(&config.from).await)),
+        #[cfg(not(feature = "ses"))]
+        MailBackend::Ses => Err(MailError::Unsupported("ses".to_owned())),
+    }
+}
+
+/// Writes each mail to the log, and optionally as a JSON line to a file (appended with one
+/// write, so several processes can share the file: the tests count mails with it).
+pub struct LogMailer {
+    pub file: Option<PathBuf>,
+}
+
+#[async_trait]
+impl Mailer for LogMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        tracing::info!(to = %mail.to, subject = %mail.subject, text = %mail.text, "mail sent (log mailer)");
+        if let Some(path) = &self.file {
+            let mut line = serde_json::to_string(mail).map_err(|err| MailError::Send(err.to_string()))?;
+            line.push('\n');
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut file| file.write_all(line.as_bytes()))
+                    .map_err(|err| MailError::Send(format!("{}: {err}", path.display())))
+            })
+            .await
+            .map_err(|err| MailError::Send(err.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "ses")]
+pub mod ses {
+    use async_trait::async_trait;
+    use aws_sdk_ses::Client;
+    use aws_sdk_ses::types::{Body, Content, Destination, Message};
+
+    use super::{Mail, MailError, Mailer};
+
+    pub struct SesMailer {
+        client: Client,
+        from: String,
+    }
+
+    impl SesMailer {
+        pub async fn from_env(from: &str) -> Self {
+            Self::with_client(Client::new(&crate::aws::sdk_config().await), from)
+        }
+
+        pub fn with_client(client: Client, from: &str) -> Self {
+            Self { client, from: from.to_owned() }
+        }
+    }
+
+    fn content(data: &str) -> Result<Content, MailError> {
+        Content::builder().data(data).charset("UTF-8").build().map_err(|err| MailError::Send(err.to_string()))
+    }
+
+    #[async_trait]
+    impl Mailer for SesMailer {
+        async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+            let message = Message::builder()
+                .subject(content(&mail.subject)?)
+                .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
+                .build();
+            let sent = self
+                .client
+                .send_email()
+                .source(&self.from)
+                .destination(Destination::builder().to_addresses(&mail.to).build())
+                .message(message)
+                .send()
+                .await
+                .map_err(|err| MailError::Send(format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err))))?;
+            tracing::info!(to = %mail.to, ses_message_id = sent.message_id(), "mail sent (SES)");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The transactional outbox: messages written in the same transaction as the change that
+//! causes them, published to the queue after commit, and republished by the sweeper when
+//! the queue never acknowledged them (a crash or a queue outage between commit and publish).
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+
+use crate::error::AppError;
+use crate::queue::Publisher;
+use crate::store::outbox as store;
+
+/// The kind of the welcome-email message.
+pub const WELCOME_EMAIL: &str = "welcome_email";
+
+/// A message as it travels on the queue: the outbox row's id (the message's unique key,
+/// which the email worker deduplicates on), its kind and its payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+impl OutboxMessage {
+    /// The queue message body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(body)
+    }
+}
+
+/// Payload of [`WELCOME_EMAIL`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WelcomeEmail {
+    pub to: String,
+}
+
+/// Queues a welcome email for `to` in the caller's transaction.
+pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, AppError> {
+    let payload = serde_json::to_value(WelcomeEmail { to: to.to_owned() }).map_err(AppError::internal)?;
+    store::insert(db, WELCOME_EMAIL, &payload).await
+}
+
+/// How long publishing one message may take before it is left to the sweeper.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Publishes a committed message and records the queue's acknowledgement. Never fails: a
+/// message that could not be published (or whose acknowledgement could not be recorded)
+/// stays in the outbox, is logged, and the sweeper publishes it after its grace period.
+pub async fn publish_committed(db: &Pool, publisher: &dyn Publisher, message: &OutboxMessage) -> bool {
+    let published = match tokio::time::timeout(PUBLISH_TIMEOUT, publisher.publish(message)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(err)) => {
+            tracing::warn!(message_id = message.id, error = %err, "publish failed; the outbox sweeper will retry");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(message_id = message.id, "publish timed out; the outbox sweeper will retry");
+            false
+        }
+    };
+    if published {
+        let recorded = match db.get().await {
+            Ok(client) => store::mark_published(&**client, message.id).await,
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = recorded {
+            // Published twice at worst: the worker deduplicates on the message id.
+            tracing::warn!(message_id = message.id, error = %err, "cannot record the publish; the sweeper may publish it again");
+        }
+    }
+    published
+}
+
+/// How the sweeper works: rows unacknowledged for longer than `grace` are republished,
+/// `batch` at a time.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub grace: Duration,
+    pub batch: i64,
+    /// Pause between sweeps when run as a periodic task.
+    pub interval: Duration,
+}
+
+impl SweepConfig {
+    /// `OUTBOX_GRACE_SECONDS` (default 30: well above a normal publish, so the sweeper does
+    /// not race register's own publish), `OUTBOX_SWEEP_BATCH` (100) and
+    /// `OUTBOX_SWEEP_INTERVAL_SECONDS` (10, locally; in AWS the schedule decides).
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            grace: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_GRACE_SECONDS", 30.0)?),
+            batch: crate::env::parse_or("OUTBOX_SWEEP_BATCH", 100)?,
+            interval: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_SWEEP_INTERVAL_SECONDS", 10.0)?),
+        })
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub republished: u64,
+    pub failed: u64,
+}
+
+/// Most batches one sweep takes, so a sweep ends even while a queue outage keeps rows coming
+/// back (they do not: each taken row waits `grace` again), and within a Lambda timeout.
+const MAX_BATCHES_PER_SWEEP: usize = 50;
+
+/// Republishes every message the queue has not acknowledged after the grace period.
+pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -> Result<SweepReport, AppError> {
+    let mut report = SweepReport::default();
+    for _ in 0..MAX_BATCHES_PER_SWEEP {
+        let messages = store::claim_unpublished(&**db.get().await?, config.grace, config.batch).await?;
+        for message in &messages {
+            tracing::info!(message_id = message.id, kind = %message.kind, "republishing unacknowledged outbox message");
+            if publish_committed(db, publisher, message).await {
+                report.republished += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+        if (messages.len() as i64) < config.batch {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// The sweeper as a periodic task (the local server's counterpart of the scheduled Lambda):
+/// sweeps every `interval` until `shutdown` resolves.
+pub async fn run_sweeper(
+    db: Pool,
+    publisher: std::sync::Arc<dyn Publisher>,
+    config: SweepConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        match sweep(&db, publisher.as_ref(), &config).await {
+            Ok(report) if report.republished + report.failed > 0 => {
+                tracing::info!(republished = report.republished, failed = report.failed, "outbox sweep");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "outbox sweep failed"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(config.interval) => {}
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The message queue between register (and the outbox sweeper) and the email worker: one
+//! trait for each side, implemented by SQS (in AWS, and against LocalStack) and by Redis
+//! Streams with a consumer group (locally). `QUEUE_URL` picks one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::ConfigError;
+use crate::env;
+use crate::outbox::OutboxMessage;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "sqs")]
+pub mod sqs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue request failed: {0}")]
+    Backend(String),
+    #[error("QUEUE_URL {0:?} needs a back-end this binary was built without (features `sqs`, `redis`)")]
+    Unsupported(String),
+}
+
+/// The sending side: puts one message on the queue. `Ok` means the queue has it.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    async fn publish(&self, message: &OutboxMessage) -> Result<(), QueueError>;
+}
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The queue's id of the message (SQS MessageId, stream entry id).
+    pub id: String,
+    /// What acknowledges it (SQS receipt handle, stream entry id).
+    pub handle: String,
+    pub body: String,
+    /// How many times the queue has handed it out, this time included.
+    pub attempts: u32,
+}
+
+/// The receiving side. A message that is neither acknowledged nor dead-lettered comes back
+/// by itself after the queue's timeout (SQS visibility timeout, stream claim timeout).
+#[async_trait]
+pub trait Consumer: Send + Sync {
+    /// Waits up to the configured wait time for at most `max` messages.
+    async fn receive(&self, max: usize) -> Result<Vec<Delivery>, QueueError>;
+    /// The message was handled: it never comes back.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+    /// The message can never be handled (e.g. malformed): move it to the dead letters.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError>;
+}
+
+/// Where the queue is and how it is consumed.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `redis://host:port[/db]` for Redis Streams, or an `http(s)://` SQS queue URL.
+    pub url: String,
+    /// Redis: the stream (`QUEUE_STREAM`, default `welcome-emails`); its dead letters go
+    /// to `<stream>:dead`.
+    pub stream: String,
+    /// Redis: the consumer group (`QUEUE_GROUP`, default `email-worker`).
+    pub group: String,
+    /// Redis: a message delivered but not acknowledged for this long is claimed by
+    /// another consumer (`QUEUE_CLAIM_TIMEOUT_MS`, default 60 000: longer than a send may
+    /// take, so a slow worker is not raced; the SQS counterpart is the visibility timeout).
+    pub claim_timeout: Duration,
+    /// Redis: deliveries before a message goes to the dead stream (`QUEUE_MAX_ATTEMPTS`,
+    /// default 5 = the SQS redrive policy's maxReceiveCount).
+    pub max_attempts: u32,
+    /// Longest wait of one receive (`QUEUE_WAIT_MS`, default 1000; SQS long-polls whole
+    /// seconds, at most 20).
+    pub wait: Duration,
+}
+
+impl QueueConfig {
+    pub const DEFAULT_STREAM: &str = "welcome-emails";
+
+    /// A queue at `url` with the default settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            stream: Self::DEFAULT_STREAM.to_owned(),
+            group: "email-worker".to_owned(),
+            claim_timeout: Duration::from_secs(60),
+            max_attempts: 5,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    /// `QUEUE_URL` and the settings above; `None` when `QUEUE_URL` is unset (then messages
+    /// wait in the outbox).
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        let Some(url) = env::optional("QUEUE_URL") else {
+            return Ok(None);
+        };
+        let defaults = Self::new(url);
+        Ok(Some(Self {
+            stream: env::optional("QUEUE_STREAM").unwrap_or(defaults.stream.clone()),
+            group: env::optional("QUEUE_GROUP").unwrap_or(defaults.group.clone()),
+            claim_timeout: Duration::from_millis(env::parse_or("QUEUE_CLAIM_TIMEOUT_MS", 60_000)?),
+            max_attempts: env::parse_or("QUEUE_MAX_ATTEMPTS", defaults.max_attempts)?,
+            wait: Duration::from_millis(env::parse_or("QUEUE_WAIT_MS", 1_000)?),
+            ..defaults
+        }))
+    }
+
+    fn is_redis(&self) -> bool {
+        self.url.starts_with("redis://") || self.url.starts_with("rediss://")
+    }
+}
+
+/// The publisher for `config`. Connects lazily: a queue that is down at start-up only
+/// makes publishing fail (and the sweeper retry), never the process.
+pub async fn publisher(config: &QueueConfig) -> Result<Arc<dyn Publisher>, QueueError> {
+    Ok(match Backend::of(config)? {
+        #[cfg(feature = "redis")]
+        Backend::Redis => Arc::new(redis::RedisQueue::new(config)?),
+        #[cfg(feature = "sqs")]
+        Backend::Sqs => Arc::new(sqs::SqsQueue::from_env(config).await),
+    })
+}
+
+/// The consumer for `config` (creates the Redis consumer group when it is missing).
+pub async fn consumer(config: &QueueConfig) -> Result<Arc<dyn Consumer>, QueueError> {
+    Ok(match Backend::of(config)? {
+        #[cfg(feature = "redis")]
+        Backend::Redis => Arc::new(redis::RedisQueue::consumer(config).await?),
+        #[cfg(feature = "sqs")]
+        Backend::Sqs => Arc::new(sqs::SqsQueue::from_env(config).await),
+    })
+}
+
+enum Backend {
+    #[cfg(feature = "redis")]
+    Redis,
+    #[cfg(feature = "sqs")]
+    Sqs,
+}
+
+impl Backend {
+    fn of(config: &QueueConfig) -> Result<Self, QueueError> {
+        #[cfg(feature = "redis")]
+        if config.is_redis() {
+            return Ok(Self::Redis);
+        }
+        #[cfg(feature = "sqs")]
+        if !config.is_redis() {
+            return Ok(Self::Sqs);
+        }
+        Err(QueueError::Unsupported(config.url.clone()))
+    }
+}

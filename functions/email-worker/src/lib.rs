@@ -1,0 +1,261 @@
+//! The welcome-email worker. One handler for one queue message, fed two ways: on Lambda by
+//! SQS batches ([`Worker::handle_sqs`], partial failures reported in `batchItemFailures`),
+//! elsewhere by polling a queue ([`Worker::run`]: Redis Streams, or SQS against LocalStack).
+//!
+//! # Sent once: the delivery record and its crash windows
+//!
+//! A mail service cannot take part in our transaction, so "exactly once" is built from a
+//! delivery row keyed by the outbox message id (`email_deliveries`), in three steps:
+//!
+//! 1. claim: insert the row (or take over a claim older than the lease) — one statement;
+//! 2. send the mail;
+//! 3. record: set `sent_at`; then acknowledge the queue message.
+//!
+//! - A redelivery after step 3 (crash before the ack, visibility timeout, the sweeper
+//!   republishing) finds `sent_at` and is acknowledged without sending: no second mail.
+//! - Two workers holding the same message at once (a slow worker overtaken by the claim or
+//!   visibility timeout): the second finds a fresh claim and backs off; no second mail.
+//! - A crash between 1 and 2 leaves a claim without a mail: the next delivery after the
+//!   lease takes it over and sends. Nothing lost.
+//! - A crash between 2 and 3 (milliseconds) is the one window left: the mail went out but
+//!   is not recorded, and the next delivery after the lease sends it again. We chose this
+//!   side (at least once) over claim-and-never-retry (at most once), because a lost welcome
+//!   mail cannot be noticed by anyone, while this duplicate needs a crash inside one
+//!   network call. A send that times out is the same case (outcome unknown): its claim is
+//!   kept, so the retry waits out the lease.
+//!
+//! Timeouts, in order: a send is cut off at 2/3 of the lease (the SDK's own operation
+//! timeout is 20 s); the lease (`DELIVERY_LEASE_MS`, default 30 s) is longer than that, so
+//! no second worker takes over a send in flight; the queue's redelivery delay (Redis claim
+//! timeout 60 s, SQS visibility timeout ≥ 6× the function timeout) is longer than the
+//! lease, so a message redelivered after a crash finds an expired claim and is sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use common::config::ConfigError;
+use common::domain::Email;
+use common::mail::{self, Mailer};
+use common::outbox::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use common::queue::{Consumer, Delivery};
+use common::store::outbox::{self as store, Claim};
+use deadpool_postgres::Pool;
+use futures_util::future::join_all;
+
+/// Settings of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How long a claim keeps other workers from sending the same message
+    /// (`DELIVERY_LEASE_MS`, default 30 000).
+    pub lease: Duration,
+    /// Messages taken per receive when polling (`WORKER_BATCH`, default 10).
+    pub batch: usize,
+    /// Fault injection for crash tests: sleep after claiming, before sending.
+    pub pause_before_send: Duration,
+    /// Fault injection for crash tests: sleep after recording, before acknowledging.
+    pub pause_before_ack: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            batch: 10,
+            pause_before_send: Duration::ZERO,
+            pause_before_ack: Duration::ZERO,
+        }
+    }
+}
+
+impl WorkerOptions {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            lease: Duration::from_millis(common::env::parse_or("DELIVERY_LEASE_MS", 30_000)?),
+            batch: common::env::parse_or("WORKER_BATCH", defaults.batch)?,
+            ..defaults
+        })
+    }
+}
+
+/// Why a message was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// It can never be handled: dead-letter it.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Another worker is sending it right now: let it come back later.
+    #[error("message {0} is being sent by another worker")]
+    Held(i64),
+    /// Worth retrying (database, mail service): let it come back later.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// What handling a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Sent,
+    /// A redelivery of a mail already sent: nothing was sent.
+    AlreadySent,
+}
+
+fn transient(err: impl std::fmt::Display) -> Failure {
+    Failure::Transient(err.to_string())
+}
+
+pub struct Worker {
+    db: Pool,
+    mailer: Arc<dyn Mailer>,
+    options: WorkerOptions,
+}
+
+impl Worker {
+    pub fn new(db: Pool, mailer: Arc<dyn Mailer>, options: WorkerOptions) -> Self {
+        Self { db, mailer, options }
+    }
+
+    /// Handles one queue message body: parse, claim, send, record.
+    pub async fn handle(&self, body: &str) -> Result<Handled, Failure> {
+        let (id, to) = parse(body)?;
+
+        let claim = {
+            let client = self.db.get().await.map_err(transient)?;
+            store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
+        };
+        match claim {
+            Claim::Acquired => {}
+            Claim::AlreadySent => {
+                tracing::info!(message_id = id, "welcome mail already sent; redelivery skipped");
+                return Ok(Handled::AlreadySent);
+            }
+            Claim::Held => return Err(Failure::Held(id)),
+            Claim::UnknownMessage => return Err(Failure::Malformed(format!("no outbox message has id {id}"))),
+        }
+        pause(self.options.pause_before_send, "before send").await;
+
+        // A send never outlives the claim: past the lease another worker may take it over.
+        let send_limit = self.options.lease.mul_f64(2.0 / 3.0);
+        match tokio::time::timeout(send_limit, self.mailer.send(&mail::welcome(to.as_str()))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                // Not sent: let the next delivery try at once rather than after the lease.
+                if let Err(release) = self.release(id).await {
+                    tracing::warn!(message_id = id, error = %release, "cannot release the delivery claim");
+                }
+                return Err(transient(err));
+            }
+            // Sent or not, nobody knows: keep the claim, so a retry waits out the lease.
+            Err(_) => return Err(Failure::Transient(format!("sending took longer than {send_limit:?}"))),
+        }
+        if let Err(err) = self.record(id).await {
+            // Acknowledging anyway: reporting a failure would have the mail sent again.
+            tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
+        }
+        tracing::info!(message_id = id, to = %to, "welcome mail sent");
+        Ok(Handled::Sent)
+    }
+
+    async fn record(&self, id: i64) -> Result<(), String> {
+        let client = self.db.get().await.map_err(|e| e.to_string())?;
+        store::mark_sent(&**client, id).await.map_err(|e| e.to_string())
+    }
+
+    async fn release(&self, id: i64) -> Result<(), String> {
+        let client = self.db.get().await.map_err(|e| e.to_string())?;
+        store::release_delivery(&**client, id).await.map_err(|e| e.to_string())
+    }
+
+    /// The Lambda handler: every record of the batch handled concurrently; the ids of the
+    /// ones that failed (and only those) returned, so SQS retries just them. A malformed
+    /// record fails every time and is moved to the DLQ by the queue's redrive policy.
+    pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes = join_all(event.records.iter().map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let outcome = self.handle(record.body.as_deref().unwrap_or_default()).await;
+            (id, outcome)
+        }))
+        .await;
+        let mut response = SqsBatchResponse::default();
+        for (id, outcome) in outcomes {
+            if let Err(failure) = outcome {
+                log_failure(&id, &failure);
+                response.add_failure(id);
+            }
+        }
+        response
+    }
+
+    /// Polls `consumer` until `shutdown` resolves: each batch handled concurrently, then
+    /// each message acknowledged, dead-lettered (malformed) or left to come back later.
+    pub async fn run(&self, consumer: &dyn Consumer, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let received = tokio::select! {
+                () = &mut shutdown => return,
+                received = consumer.receive(self.options.batch) => received,
+            };
+            match received {
+                Ok(deliveries) => self.handle_deliveries(consumer, &deliveries).await,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot receive from the queue; retrying in 1 s");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_deliveries(&self, consumer: &dyn Consumer, deliveries: &[Delivery]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let outcomes = join_all(deliveries.iter().map(|d| self.handle(&d.body))).await;
+        pause(self.options.pause_before_ack, "before ack").await;
+        for (delivery, outcome) in deliveries.iter().zip(outcomes) {
+            let settled = match outcome {
+                Ok(_) => consumer.ack(delivery).await,
+                Err(failure) => {
+                    log_failure(&delivery.id, &failure);
+                    match failure {
+                        Failure::Malformed(reason) => consumer.dead_letter(delivery, &reason).await,
+                        Failure::Held(_) | Failure::Transient(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(err) = settled {
+                tracing::warn!(queue_message = %delivery.id, error = %err, "cannot settle the message; it will come back");
+            }
+        }
+    }
+}
+
+/// The outbox id and the recipient of a welcome-email message.
+fn parse(body: &str) -> Result<(i64, Email), Failure> {
+    let message = OutboxMessage::parse(body).map_err(|err| Failure::Malformed(err.to_string()))?;
+    if message.kind != WELCOME_EMAIL {
+        return Err(Failure::Malformed(format!("unknown message kind {:?}", message.kind)));
+    }
+    let welcome: WelcomeEmail =
+        serde_json::from_value(message.payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))?;
+    let to = Email::parse(welcome.to).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))?;
+    Ok((message.id, to))
+}
+
+fn log_failure(queue_message: &str, failure: &Failure) {
+    match failure {
+        Failure::Malformed(_) => tracing::error!(queue_message, error = %failure, "dead-lettering message"),
+        Failure::Held(_) => tracing::info!(queue_message, error = %failure, "message held elsewhere; retrying later"),
+        Failure::Transient(_) => tracing::warn!(queue_message, error = %failure, "message failed; retrying later"),
+    }
+}
+
+async fn pause(duration: Duration, at: &str) {
+    if !duration.is_zero() {
+        tracing::warn!(?duration, at, "fault injection: pausing");
+        tokio::time::sleep(duration).await;
+    }
+}
