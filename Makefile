@@ -1,5 +1,5 @@
 # The two commands a newcomer needs are `make dev` and `make test`; see README.md.
-.PHONY: dev test lint fmt build lambda-build infra-lint infra-check localstack dev-lambda
+.PHONY: dev test lint fmt build lambda-build infra-lint infra-check localstack dev-lambda bench
 
 dev: ## Run the whole store locally on http://127.0.0.1:8080
 	@scripts/dev.sh
@@ -28,3 +28,6 @@ localstack: ## LocalStack (SQS, SES, Secrets Manager) on 127.0.0.1:4566, no Dock
 
 dev-lambda: ## The Lambda binaries under cargo lambda watch, wired to LocalStack and Postgres
 	@scripts/dev-lambda.sh
+
+bench: ## API and Lambda binaries vs the peer baseline (pgbench), one fresh Postgres; ~12 min
+	@scripts/bench.sh

@@ -1,0 +1,207 @@
+//! Turns one run directory into the two tables: HTTP against the peer (median of the
+//! per-round ratios, since single runs on a shared 2-core machine vary by up to 30 %), and
+//! the Lambda figures.
+//!
+//! Layout read: `peer-<round>.json` (the peer's `run.sh` JSON_OUT), `ours-<round>/<case>-
+//! <clients>.json` (loadgen http), `lambda/<function>.json` (loadgen lambda).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::stats::median;
+
+/// One table row: our case against one peer script.
+struct Row {
+    case: &'static str,
+    ours: &'static str,
+    peer: Option<(&'static str, &'static str)>,
+    clients: u64,
+    /// The target for ours/peer, if there is one.
+    target: Option<f64>,
+}
+
+const ROWS: &[Row] = &[
+    row("orders hot", "orders-hot", Some(("seed-order", "hot")), 32, None),
+    row("orders hot", "orders-hot", Some(("single-order", "hot")), 32, None),
+    row("orders hot", "orders-hot", Some(("seed-order", "hot")), 64, Some(3.0)),
+    row("orders hot", "orders-hot", Some(("single-order", "hot")), 64, Some(1.5)),
+    row("orders spread", "orders-spread", Some(("seed-order", "spread")), 32, None),
+    row("orders spread", "orders-spread", Some(("single-order", "spread")), 32, None),
+    row("orders spread", "orders-spread", Some(("seed-order", "spread")), 64, None),
+    row("orders spread", "orders-spread", Some(("single-order", "spread")), 64, Some(0.6)),
+    row("products list", "list", Some(("seed-list", "list50")), 32, None),
+    row("products list", "list", Some(("seed-list", "list50")), 64, Some(0.8)),
+    row("login", "login", None, 8, None),
+];
+
+const fn row(
+    case: &'static str,
+    ours: &'static str,
+    peer: Option<(&'static str, &'static str)>,
+    clients: u64,
+    target: Option<f64>,
+) -> Row {
+    Row { case, ours, peer, clients, target }
+}
+
+fn read(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn peer_tps(peer: &Value, script: &str, dataset: &str, clients: u64) -> Option<f64> {
+    peer["runs"].as_array()?.iter().find_map(|r| {
+        (r["script"] == script && r["dataset"] == dataset && r["clients"].as_u64() == Some(clients))
+            .then(|| r["tps"].as_f64())
+            .flatten()
+    })
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+pub fn run(
+    dir: &Path,
+    rounds: usize,
+    json_out: &Path,
+    md_out: &Path,
+    machine: &str,
+    settings: &str,
+) -> Result<(), Error> {
+    let peers: Vec<Option<Value>> = (1..=rounds).map(|r| read(&dir.join(format!("peer-{r}.json")))).collect();
+    let mut rows_json = Vec::new();
+    let mut md = String::new();
+    let mut text = String::new();
+    let header =
+        ["case", "clients", "peer", "peer tps", "ours rps", "ours/peer", "p50 ms", "p99 ms", "errors", "target"];
+    writeln!(
+        text,
+        "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}  {}",
+        header[0], header[1], header[2], header[3], header[4], header[5], header[6], header[7], header[8], header[9]
+    )?;
+    writeln!(md, "| {} |", header.join(" | "))?;
+    writeln!(md, "|{}|", ["---"; 10].join("|"))?;
+    for row in ROWS {
+        let mut ratios = Vec::new();
+        let mut peer_v = Vec::new();
+        let mut ours_v = Vec::new();
+        let mut p50 = Vec::new();
+        let mut p99 = Vec::new();
+        let mut errors = 0u64;
+        let mut per_round = Vec::new();
+        for r in 1..=rounds {
+            let ours = read(&dir.join(format!("ours-{r}/{}-{}.json", row.ours, row.clients)));
+            let rps = ours.as_ref().and_then(|o| o["rps"].as_f64());
+            if let Some(o) = &ours {
+                p50.extend(o["p50_ms"].as_f64());
+                p99.extend(o["p99_ms"].as_f64());
+                errors += o["bad_status"].as_u64().unwrap_or(0) + o["errors"].as_u64().unwrap_or(0);
+            }
+            ours_v.extend(rps);
+            let tps = match (row.peer, &peers[r - 1]) {
+                (Some((script, dataset)), Some(p)) => peer_tps(p, script, dataset, row.clients),
+                _ => None,
+            };
+            peer_v.extend(tps);
+            let ratio = match (rps, tps) {
+                (Some(o), Some(p)) if p > 0.0 => Some(o / p),
+                _ => None,
+            };
+            ratios.extend(ratio);
+            per_round.push(json!({ "round": r, "peer_tps": tps, "ours_rps": rps, "ratio": ratio }));
+        }
+        let ratio = median(&ratios);
+        let verdict = match (row.target, ratio) {
+            (Some(t), Some(r)) => format!(">= {t}x {}", if r >= t { "met" } else { "MISSED" }),
+            (Some(t), None) => format!(">= {t}x ?"),
+            (None, _) => String::new(),
+        };
+        let peer_name = row.peer.map_or("(none)", |p| p.0);
+        let cells = [
+            row.case.to_owned(),
+            row.clients.to_string(),
+            peer_name.to_owned(),
+            fmt(median(&peer_v), 0),
+            fmt(median(&ours_v), 0),
+            fmt(ratio, 2),
+            fmt(median(&p50), 2),
+            fmt(median(&p99), 2),
+            errors.to_string(),
+            verdict.clone(),
+        ];
+        writeln!(
+            text,
+            "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}  {}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7], cells[8], cells[9]
+        )?;
+        writeln!(md, "| {} |", cells.join(" | "))?;
+        rows_json.push(json!({
+            "case": row.case, "clients": row.clients, "peer_script": row.peer.map(|p| p.0),
+            "peer_dataset": row.peer.map(|p| p.1), "peer_tps_median": median(&peer_v),
+            "ours_rps_median": median(&ours_v), "ratio_median": ratio, "p50_ms_median": median(&p50),
+            "p99_ms_median": median(&p99), "errors": errors, "target_ratio": row.target,
+            "target_met": row.target.zip(ratio).map(|(t, r)| r >= t), "rounds": per_round,
+        }));
+    }
+
+    let mut lambdas = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir.join("lambda"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    let lheader =
+        ["function", "size MB", "cold p50 ms", "cold p90 ms", "RSS MB", "warm p50 ms", "warm p99 ms", "first status"];
+    let mut ltext = format!(
+        "{:<15} {:>8} {:>11} {:>11} {:>7} {:>11} {:>11}  {}\n",
+        lheader[0], lheader[1], lheader[2], lheader[3], lheader[4], lheader[5], lheader[6], lheader[7]
+    );
+    let mut lmd = format!("| {} |\n|{}|\n", lheader.join(" | "), ["---"; 8].join("|"));
+    for path in entries {
+        let Some(l) = read(&path) else { continue };
+        let statuses = l["first_invocation_statuses"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map_or_else(|| "-".to_owned(), Value::to_string);
+        let cells = [
+            l["function"].as_str().unwrap_or("?").to_owned(),
+            fmt(l["size_mb"].as_f64(), 2),
+            fmt(l["cold_init_p50_ms"].as_f64(), 2),
+            fmt(l["cold_init_p90_ms"].as_f64(), 2),
+            fmt(l["rss_mb"].as_f64(), 1),
+            fmt(l["warm_p50_ms"].as_f64(), 2),
+            fmt(l["warm_p99_ms"].as_f64(), 2),
+            statuses,
+        ];
+        writeln!(
+            ltext,
+            "{:<15} {:>8} {:>11} {:>11} {:>7} {:>11} {:>11}  {}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
+        )?;
+        writeln!(lmd, "| {} |", cells.join(" | "))?;
+        lambdas.push(l);
+    }
+
+    let generated = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!("\nHTTP vs peer (median over {rounds} alternating rounds; ratio = median of per-round ours/peer)");
+    print!("{text}");
+    println!("\nLambda binaries (fake Runtime API on loopback)");
+    print!("{ltext}");
+    let doc = json!({
+        "generated_at": generated, "machine": machine, "settings": settings, "rounds": rounds,
+        "http": rows_json, "lambda": lambdas,
+        "peer_runs": peers,
+    });
+    std::fs::write(json_out, serde_json::to_string_pretty(&doc)? + "\n")?;
+    let md_doc = format!(
+        "Measured {generated} on {machine}. {settings}\n\n{md}\nLambda binaries (release, stripped; fake Runtime API on loopback):\n\n{lmd}"
+    );
+    std::fs::write(md_out, md_doc)?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# make bench: the API over HTTP and the Lambda binaries, measured against the peer (the Go
+# seed's SQL replayed with pgbench, ../shared/peer/run.sh) on ONE fresh PostgreSQL with the
+# same settings for both sides, in alternating rounds (peer, ours, peer, ours, ...). Prints
+# the tables, writes bench/results/latest.json and the README's Performance section.
+#
+# Environment
+#   BENCH_SECONDS        seconds per measured run (default 10)
+#   BENCH_ROUNDS         alternating rounds, at least 3 for a median (default 3)
+#   BENCH_CLIENTS        client counts for orders and list (default "32 64")
+#   BENCH_LOGIN_CLIENTS  clients for login (default 8)
+#   BENCH_POOL_SIZE      the server's DB_POOL_SIZE (default 32, see README "Performance")
+#   BENCH_WORKERS        the server's tokio worker threads (default: one per CPU)
+#   BENCH_PIN            1: loadgen and pgbench on CPU 0 only (default 0, see README)
+#   BENCH_LAMBDA_STARTS  cold starts per function (default 20)
+#   BENCH_LAMBDA_WARM    warm invocations for create-order and list-products (default 200)
+#   BENCH_SKIP_PEER=1 / BENCH_SKIP_OURS=1 / BENCH_SKIP_LAMBDA=1   for quick checks
+#   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
+#   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+SECS=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CLIENTS=${BENCH_CLIENTS:-"32 64"}
+LOGIN_CLIENTS=${BENCH_LOGIN_CLIENTS:-8}
+POOL=${BENCH_POOL_SIZE:-32}
+WORKERS=${BENCH_WORKERS:-}
+PIN=${BENCH_PIN:-0}
+STARTS=${BENCH_LAMBDA_STARTS:-20}
+WARM=${BENCH_LAMBDA_WARM:-200}
+PEER=../shared/peer/run.sh
+# Every HTTP function binary (functions/<name>/src/main.rs); the others are not HTTP-triggered.
+FUNCTIONS=$(for f in functions/*/; do f=${f%/}; f=${f#functions/}; grep -q run_http "functions/$f/src/main.rs" 2>/dev/null && echo "$f"; done | xargs)
+USERS=1000
+ORDER_PRODUCTS=1000
+LIST_PRODUCTS=50
+# 1e9 units per product as in the peer, over 16 INT buckets: no run can sell out.
+BUCKETS=16
+BUCKET_STOCK=$((1000000000 / BUCKETS))
+PASSWORD=bench-password
+
+[ -x "$PEER" ] || die "$PEER not found: the peer kit must sit next to the repository"
+case $SECS$ROUNDS in *[!0-9]*) die "BENCH_SECONDS and BENCH_ROUNDS must be integers" ;; esac
+
+n_clients=$(wc -w <<<"$CLIENTS")
+peer_runs=$((5 * n_clients))      # seed-order, single-order x hot, spread + seed-list
+ours_runs=$((3 * n_clients))      # orders hot, spread, list (+ login once)
+# Overhead measured here under load: ~5 s per run (the peer reloads its schema, VACUUM,
+# CHECKPOINT; ours copies a template database, CHECKPOINT, starts the server), ~60 s for
+# set-up and the Lambda figures.
+estimate=$((ROUNDS * (peer_runs + ours_runs) * (SECS + 5) + SECS + 5 + 60))
+log "estimated duration after the build: $((estimate / 60)) min $((estimate % 60)) s ($ROUNDS rounds x ($peer_runs peer + $ours_runs ours) runs x ${SECS} s, + login once)"
+started=$(date +%s)
+
+ensure_postgres
+apt_install jq
+
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+  log "BENCH_SKIP_BUILD=1: using the release binaries already in the target directory"
+else
+  log "building release binaries (server, functions, loadgen)"
+  cargo build --release --quiet --workspace --bins
+fi
+target=${CARGO_TARGET_DIR:-target}/release
+loadgen=$target/loadgen
+gamestore=$target/gamestore
+
+mkdir -p .bench
+run=.bench/run
+rm -rf "$run"
+mkdir -p "$run/lambda"
+dir=.bench/pg
+pg_stop "$dir" 2>/dev/null || true
+rm -rf "$dir"
+port=$(free_port 56432)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  pg_stop "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stock, durable settings (fsync, synchronous_commit, full_page_writes on; 128 MB shared
+# buffers) as in the peer's throwaway cluster; only max_connections is raised so that 64
+# pgbench clients and the server's pool (plus admin sessions) always fit.
+log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
+pg_start "$dir" "$port" "max_connections = 200"
+admin_url="postgres://postgres@127.0.0.1:$port/postgres"
+db_url() { printf 'postgres://postgres@127.0.0.1:%s/%s\n' "$port" "$1"; }
+psql_q() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+settings=$(psql_q -Atc "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' || string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync','synchronous_commit','full_page_writes','shared_buffers','max_connections','wal_level')" "$admin_url")
+log "$settings"
+
+JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
+export JWT_SECRET
+
+# Template databases for our side, copied fresh before every run as the peer reloads its
+# schema before every run: same row counts, 1000 buyers, stock 1e9 per product.
+hash=$("$loadgen" hash "$PASSWORD")
+make_template() { # name products
+  psql_q -c "CREATE DATABASE $1" "$admin_url"
+  DATABASE_URL=$(db_url "$1") RUST_LOG=warn "$gamestore" migrate
+  psql_q -v hash="$hash" -v nproducts="$2" -v nusers="$USERS" -v buckets="$BUCKETS" -v bucket_stock="$BUCKET_STOCK" "$(db_url "$1")" <<'SQL'
+INSERT INTO users (email, password_hash, role)
+SELECT 'bench' || g || '@example.com', :'hash', 'user' FROM generate_series(1, :nusers) AS g;
+INSERT INTO products (name, description, price, sku, stock_buckets)
+SELECT 'Game ' || g,
+       'Description of game ' || g || ': a single-player adventure with about one hundred bytes of text.',
+       999 + (g * 37) % 6000, 'SKU-' || lpad(g::text, 6, '0'), :buckets
+FROM generate_series(1, :nproducts) AS g;
+INSERT INTO product_stock (product_id, bucket, stock)
+-- Product by product, as the API creates them: one product's buckets share pages.
+SELECT p.id, b, :bucket_stock FROM products p, generate_series(0, :buckets - 1) AS b ORDER BY p.id, b;
+VACUUM ANALYZE;
+SQL
+}
+log "preparing our databases (1000 users, $ORDER_PRODUCTS and $LIST_PRODUCTS products)"
+make_template gs_tpl_orders "$ORDER_PRODUCTS"
+make_template gs_tpl_list "$LIST_PRODUCTS"
+psql_q -Atc "SELECT id || ' ' || role FROM users WHERE email LIKE 'bench%' ORDER BY id" "$(db_url gs_tpl_orders)" \
+  | "$loadgen" tokens >"$run/tokens.txt"
+
+pin_client=()
+pin_server=()
+if [ "$PIN" = 1 ]; then
+  pin_client=(taskset -c 0)
+  pin_server=(taskset -c 1)
+fi
+
+fresh_db() { # template
+  psql_q -c "DROP DATABASE IF EXISTS gs_run" -c "CREATE DATABASE gs_run TEMPLATE $1" "$admin_url"
+  psql_q -c "CHECKPOINT" "$admin_url"
+}
+
+start_server() {
+  local sport
+  sport=$(free_port 18080)
+  DATABASE_URL=$(db_url gs_run) DB_POOL_SIZE=$POOL PORT=$sport RUST_LOG=warn \
+    ${WORKERS:+TOKIO_WORKER_THREADS=$WORKERS} \
+    ${pin_server[@]+"${pin_server[@]}"} "$gamestore" serve >>"$run/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$sport/api/v1/products?limit=1" 2>/dev/null; then
+      server_addr=127.0.0.1:$sport
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$run/server.log" >&2
+  die "the server did not come up"
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+ours_one() { # round case template clients loadgen-args...
+  local round=$1 case=$2 template=$3 clients=$4 out
+  shift 4
+  out="$run/ours-$round/$case-$clients.json"
+  fresh_db "$template"
+  start_server
+  ${pin_client[@]+"${pin_client[@]}"} "$loadgen" http --addr "$server_addr" --connections "$clients" \
+    --seconds "$SECS" "$@" >"$out"
+  stop_server
+  jq -r --arg c "$case" '"\($c) c=\(.connections): \(.rps | floor) rps, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.bad_status), errors \(.errors)"' "$out" >&2
+}
+
+ours_round() {
+  local round=$1 c
+  mkdir -p "$run/ours-$round"
+  for c in $CLIENTS; do
+    ours_one "$round" orders-hot gs_tpl_orders "$c" --scenario orders --products 1 --tokens "$run/tokens.txt"
+    ours_one "$round" orders-spread gs_tpl_orders "$c" --scenario orders --products "$ORDER_PRODUCTS" --tokens "$run/tokens.txt"
+    ours_one "$round" list gs_tpl_list "$c" --scenario list
+  done
+  # Login has no peer row (argon2-bound by design): measured once, in the last round.
+  if [ "$round" = "$ROUNDS" ]; then
+    ours_one "$round" login gs_tpl_orders "$LOGIN_CLIENTS" --scenario login --users "$USERS" --password "$PASSWORD"
+  fi
+}
+
+peer_round() {
+  local round=$1
+  PGURL=$admin_url PGBIN=$PGBIN SECONDS_PER_RUN=$SECS CLIENTS=$CLIENTS JSON_OUT="$PWD/$run/peer-$round.json" \
+    ${pin_client[@]+"${pin_client[@]}"} "$PEER" 2>>"$run/peer.log" | tee "$run/peer-$round.txt" >&2
+}
+
+for round in $(seq "$ROUNDS"); do
+  if [ "${BENCH_SKIP_PEER:-0}" != 1 ]; then
+    log "round $round/$ROUNDS: peer (pgbench)"
+    peer_round "$round"
+  fi
+  if [ "${BENCH_SKIP_OURS:-0}" != 1 ]; then
+    log "round $round/$ROUNDS: ours (HTTP, DB_POOL_SIZE=$POOL)"
+    ours_round "$round"
+  fi
+done
+
+if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
+  log "Lambda figures ($STARTS cold starts each, $WARM warm invocations)"
+  psql_q -c "DROP DATABASE IF EXISTS gs_lambda" -c "CREATE DATABASE gs_lambda TEMPLATE gs_tpl_orders" "$admin_url"
+  DATABASE_URL=$(db_url gs_lambda) RUST_LOG=warn "$gamestore" seed-admin --email admin@gamestore.com --password admin123
+  user_token=$(head -n 1 "$run/tokens.txt")
+  admin_token=$(psql_q -Atc "SELECT id || ' ' || role FROM users WHERE email = 'admin@gamestore.com'" "$(db_url gs_lambda)" | "$loadgen" tokens)
+  for fn in $FUNCTIONS; do
+    warm=0
+    case $fn in create-order | list-products) warm=$WARM ;; esac
+    event=events/$fn.json
+    if [ ! -f "$event" ]; then
+      # No fixture: the list-products event pointed at this function's GET route.
+      route=$(sed -n 's/.*route("\([^"]*\)".*/\1/p; s/^ *"\(\/api\/[^"]*\)",$/\1/p' "functions/$fn/src/lib.rs" | head -n 1)
+      [ -n "$route" ] || die "no event fixture and no route found for $fn"
+      event=$run/lambda-$fn.event.json
+      jq --arg p "$route" '.rawPath = $p | .requestContext.http.path = $p | .rawQueryString = ""
+        | .headers.authorization = "Bearer REPLACE_WITH_USER_TOKEN"' events/list-products.json >"$event"
+    fi
+    DATABASE_URL=$(db_url gs_lambda) "$loadgen" lambda --bin "$target/$fn" --event "$event" \
+      --starts "$STARTS" --warm "$warm" --user-token "$user_token" --admin-token "$admin_token" \
+      >"$run/lambda/$fn.json"
+  done
+fi
+
+machine="$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), shared with other builds (noisy)"
+config="Rounds: $ROUNDS x ${SECS} s, alternating peer/ours. Server: DB_POOL_SIZE=$POOL, tokio workers ${WORKERS:-default (one per CPU)}, pinning ${PIN}. $settings."
+if [ "${BENCH_NO_README:-0}" = 1 ]; then
+  json_out=$run/latest.json
+else
+  json_out=bench/results/latest.json
+fi
+"$loadgen" report --dir "$run" --rounds "$ROUNDS" --json-out "$json_out" --markdown-out "$run/table.md" \
+  --machine "$machine" --settings "$config"
+
+if [ "${BENCH_NO_README:-0}" != 1 ]; then
+  # The Performance section is the README's last section: replace it whole.
+  {
+    sed '/^## Performance$/,$d' README.md
+    echo "## Performance"
+    echo
+    echo "\`make bench\` measures the API over HTTP and the Lambda binaries against the peer baseline"
+    echo "(the Go seed's SQL replayed with pgbench) on one fresh PostgreSQL, in alternating rounds;"
+    echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
+    echo "all numbers in [bench/results/latest.json](bench/results/latest.json). Latest run:"
+    echo
+    cat "$run/table.md"
+  } >"$run/README.new"
+  mv "$run/README.new" README.md
+  log "wrote $json_out and the README's Performance section"
+fi
+elapsed=$(($(date +%s) - started))
+log "make bench took $((elapsed / 60)) min $((elapsed % 60)) s"
