@@ -12,23 +12,8 @@ stops=()
 stop_services() { local s; for s in "${stops[@]}"; do eval "$s"; done; }
 trap stop_services EXIT
 
-ensure_postgres
 command -v curl >/dev/null 2>&1 || apt_install curl
-if [ -z "${DATABASE_URL:-}" ]; then
-  if pg_running .dev/pg; then
-    port=$(cat .dev/pg/port)
-  else
-    port=$(free_port 5433)
-    log "starting PostgreSQL on 127.0.0.1:$port (data in .dev/pg)"
-    pg_start .dev/pg "$port"
-    stops+=('log "stopping PostgreSQL"; pg_stop .dev/pg')
-  fi
-  admin_url="postgres://postgres@127.0.0.1:$port/postgres"
-  if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
-    "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
-  fi
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
-fi
+dev_database
 
 # LocalStack on 127.0.0.1:4566 (the next free port if 4566 is taken).
 lsdir=.dev/localstack
@@ -64,12 +49,7 @@ PY
 )
 export JWT_SECRET
 
-log "building"
-cargo build --quiet --bin gamestore
-bin=${CARGO_TARGET_DIR:-target}/debug/gamestore
-"$bin" migrate
-"$bin" seed-admin --email admin@gamestore.com --password admin123
-"$bin" seed-demo
+dev_build_and_seed
 
 log "email worker polling $QUEUE_URL (log in .dev/worker.log)"
 "$bin" worker >.dev/worker.log 2>&1 &

@@ -11,25 +11,8 @@ stops=()
 stop_services() { local s; for s in "${stops[@]}"; do eval "$s"; done; }
 trap stop_services EXIT
 
-if [ -z "${DATABASE_URL:-}" ]; then
-  ensure_postgres
-  apt_install jq
-  dir=.dev/pg
-  if pg_running "$dir"; then
-    port=$(cat "$dir/port")
-    log "using the PostgreSQL already running in $dir (port $port)"
-  else
-    port=$(free_port 5433)
-    log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
-    pg_start "$dir" "$port"
-    stops+=('log "stopping PostgreSQL"; pg_stop .dev/pg')
-  fi
-  admin_url="postgres://postgres@127.0.0.1:$port/postgres"
-  if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
-    "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
-  fi
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
-fi
+apt_install jq
+dev_database
 
 # The welcome-email queue: Redis Streams, consumed by the worker inside `gamestore serve`.
 if [ -z "${QUEUE_URL:-}" ]; then
@@ -53,13 +36,7 @@ fi
 JWT_SECRET=$(cat .dev/jwt_secret)
 export JWT_SECRET
 
-log "building"
-cargo build --quiet --bin gamestore
-bin=${CARGO_TARGET_DIR:-target}/debug/gamestore
-
-"$bin" migrate
-"$bin" seed-admin --email admin@gamestore.com --password admin123
-"$bin" seed-demo
+dev_build_and_seed
 
 api="http://${BIND:-127.0.0.1}:${PORT:-8080}/api/v1"
 cat <<MSG

@@ -145,3 +145,37 @@ ensure_venv() {
 venv_install() {
   .venv/bin/pip install -q --disable-pip-version-check "$@" >/dev/null || die "pip install $* failed"
 }
+
+# dev_database: exports DATABASE_URL, unless already set, for the project-local cluster in
+# .dev/pg (started when not running; its stop is added to the caller's `stops`) and its
+# `gamestore` database.
+dev_database() {
+  [ -n "${DATABASE_URL:-}" ] && return 0
+  local dir=.dev/pg port admin_url
+  ensure_postgres
+  if pg_running "$dir"; then
+    port=$(cat "$dir/port")
+    log "using the PostgreSQL already running in $dir (port $port)"
+  else
+    port=$(free_port 5433)
+    log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
+    pg_start "$dir" "$port"
+    stops+=('log "stopping PostgreSQL"; pg_stop .dev/pg')
+  fi
+  admin_url="postgres://postgres@127.0.0.1:$port/postgres"
+  if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
+    "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
+}
+
+# dev_build_and_seed: builds `gamestore` (path in $bin), migrates, and creates the seed's
+# admin and the demo products.
+dev_build_and_seed() {
+  log "building"
+  cargo build --quiet --bin gamestore
+  bin=${CARGO_TARGET_DIR:-target}/debug/gamestore
+  "$bin" migrate
+  "$bin" seed-admin --email admin@gamestore.com --password admin123
+  "$bin" seed-demo
+}
