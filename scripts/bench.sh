@@ -31,14 +31,13 @@ PIN=${BENCH_PIN:-0}
 STARTS=${BENCH_LAMBDA_STARTS:-20}
 WARM=${BENCH_LAMBDA_WARM:-200}
 PEER=../shared/peer/run.sh
-# Every HTTP function binary (functions/<name>/src/main.rs); the others are not HTTP-triggered.
-FUNCTIONS=$(for f in functions/*/; do f=${f%/}; f=${f#functions/}; grep -q run_http "functions/$f/src/main.rs" 2>/dev/null && echo "$f"; done | xargs)
+# Every function binary (functions/<name>).
+FUNCTIONS=$(for f in functions/*/; do f=${f%/}; echo "${f#functions/}"; done | xargs)
 USERS=1000
 ORDER_PRODUCTS=1000
 LIST_PRODUCTS=50
-# 1e9 units per product as in the peer, over 16 INT buckets: no run can sell out.
-BUCKETS=16
-BUCKET_STOCK=$((1000000000 / BUCKETS))
+# 1e9 units per product as in the peer: no run can sell out.
+STOCK=1000000000
 PASSWORD=bench-password
 
 [ -x "$PEER" ] || die "$PEER not found: the peer kit must sit next to the repository"
@@ -46,7 +45,7 @@ case $SECS$ROUNDS in *[!0-9]*) die "BENCH_SECONDS and BENCH_ROUNDS must be integ
 
 n_clients=$(wc -w <<<"$CLIENTS")
 peer_runs=$((5 * n_clients))      # seed-order, single-order x hot, spread + seed-list
-ours_runs=$((3 * n_clients))      # orders hot, spread, list (+ login once)
+ours_runs=$((3 * n_clients + 1))  # orders hot, spread, list, the floor (+ login once)
 # Overhead measured here under load: ~5 s per run (the peer reloads its schema, VACUUM,
 # CHECKPOINT; ours copies a template database, CHECKPOINT, starts the server), ~60 s for
 # set-up and the Lambda figures.
@@ -60,8 +59,14 @@ apt_install jq
 if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
   log "BENCH_SKIP_BUILD=1: using the release binaries already in the target directory"
 else
-  log "building release binaries (server, functions, loadgen)"
-  cargo build --release --quiet --workspace --bins
+  log "building release binaries (server, loadgen, then each function)"
+  build_started=$(date +%s)
+  cargo build --release --quiet -p gamestore -p loadgen
+  # One function per cargo invocation, as `sam build` ships them: built together, cargo
+  # would unify common's features and link the AWS SDK into functions that never call it.
+  # Functions with the same features reuse each other's compiled dependencies.
+  for fn in $FUNCTIONS; do cargo build --release --quiet -p "$fn"; done
+  log "release build took $(($(date +%s) - build_started)) s"
 fi
 target=${CARGO_TARGET_DIR:-target}/release
 loadgen=$target/loadgen
@@ -103,17 +108,18 @@ hash=$("$loadgen" hash "$PASSWORD")
 make_template() { # name products
   psql_q -c "CREATE DATABASE $1" "$admin_url"
   DATABASE_URL=$(db_url "$1") RUST_LOG=warn "$gamestore" migrate
-  psql_q -v hash="$hash" -v nproducts="$2" -v nusers="$USERS" -v buckets="$BUCKETS" -v bucket_stock="$BUCKET_STOCK" "$(db_url "$1")" <<'SQL'
+  # Products as the API creates them: the stock in one bucket, split by the first orders
+  # that contend for it (migrations/V3__split_stock_on_demand.sql).
+  psql_q -v hash="$hash" -v nproducts="$2" -v nusers="$USERS" -v stock="$STOCK" "$(db_url "$1")" <<'SQL'
 INSERT INTO users (email, password_hash, role)
 SELECT 'bench' || g || '@example.com', :'hash', 'user' FROM generate_series(1, :nusers) AS g;
-INSERT INTO products (name, description, price, sku, stock_buckets)
+INSERT INTO products (name, description, price, sku)
 SELECT 'Game ' || g,
        'Description of game ' || g || ': a single-player adventure with about one hundred bytes of text.',
-       999 + (g * 37) % 6000, 'SKU-' || lpad(g::text, 6, '0'), :buckets
+       999 + (g * 37) % 6000, 'SKU-' || lpad(g::text, 6, '0')
 FROM generate_series(1, :nproducts) AS g;
 INSERT INTO product_stock (product_id, bucket, stock)
--- Product by product, as the API creates them: one product's buckets share pages.
-SELECT p.id, b, :bucket_stock FROM products p, generate_series(0, :buckets - 1) AS b ORDER BY p.id, b;
+SELECT p.id, 0, :stock FROM products p ORDER BY p.id;
 VACUUM ANALYZE;
 SQL
 }
@@ -160,16 +166,37 @@ stop_server() {
   server_pid=""
 }
 
+# CPU time (user + system, in clock ticks) of a process plus the children it has reaped.
+ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+# ... of the whole cluster: the postmaster, the backends it has reaped and the live ones.
+pg_ticks() {
+  local pm total child
+  pm=$(head -n 1 "$dir/data/postmaster.pid")
+  total=$(ticks "$pm")
+  for child in $(pgrep -P "$pm"); do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$child/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
 ours_one() { # round case template clients loadgen-args...
-  local round=$1 case=$2 template=$3 clients=$4 out
+  local round=$1 case=$2 template=$3 clients=$4 out db0 app0 client0 db1 app1 client1
   shift 4
   out="$run/ours-$round/$case-$clients.json"
   fresh_db "$template"
   start_server
+  # Where the CPU goes: database, server and load generator, measured around the load
+  # alone (the load generator is this shell's only child to exit meanwhile).
+  db0=$(pg_ticks) app0=$(ticks "$server_pid") client0=$(ticks $$)
   ${pin_client[@]+"${pin_client[@]}"} "$loadgen" http --addr "$server_addr" --connections "$clients" \
-    --seconds "$SECS" "$@" >"$out"
+    --seconds "$SECS" "$@" >"$out.load"
+  client1=$(ticks $$) db1=$(pg_ticks) app1=$(ticks "$server_pid")
+  jq --argjson db $((db1 - db0)) --argjson app $((app1 - app0)) --argjson client $((client1 - client0)) --argjson hz "$hz" \
+    '. + {cpu_s: {db: ($db / $hz), server: ($app / $hz), client: ($client / $hz)}}' "$out.load" >"$out"
+  rm -f "$out.load"
   stop_server
-  jq -r --arg c "$case" '"\($c) c=\(.connections): \(.rps | floor) rps, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.bad_status), errors \(.errors)"' "$out" >&2
+  jq -r --arg c "$case" '"\($c) c=\(.connections): \(.rps | floor) rps, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.bad_status), errors \(.errors); CPU per answer: db \(1e6 * .cpu_s.db / ([.ok, 1] | max) | floor) us, server \(1e6 * .cpu_s.server / ([.ok, 1] | max) | floor) us, client \(1e6 * .cpu_s.client / ([.ok, 1] | max) | floor) us"' "$out" >&2
 }
 
 ours_round() {
@@ -180,6 +207,9 @@ ours_round() {
     ours_one "$round" orders-spread gs_tpl_orders "$c" --scenario orders --products "$ORDER_PRODUCTS" --tokens "$run/tokens.txt"
     ours_one "$round" list gs_tpl_list "$c" --scenario list
   done
+  # The floor: a request that touches no database (an unknown path, JSON 404) through the
+  # same server and load generator, at the largest client count.
+  ours_one "$round" floor gs_tpl_list "${CLIENTS##* }" --scenario floor
   # Login has no peer row (argon2-bound by design): measured once, in the last round.
   if [ "$round" = "$ROUNDS" ]; then
     ours_one "$round" login gs_tpl_orders "$LOGIN_CLIENTS" --scenario login --users "$USERS" --password "$PASSWORD"
@@ -209,10 +239,20 @@ if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
   DATABASE_URL=$(db_url gs_lambda) RUST_LOG=warn "$gamestore" seed-admin --email admin@gamestore.com --password admin123
   user_token=$(head -n 1 "$run/tokens.txt")
   admin_token=$(psql_q -Atc "SELECT id || ' ' || role FROM users WHERE email = 'admin@gamestore.com'" "$(db_url gs_lambda)" | "$loadgen" tokens)
+  # The functions that are not HTTP-triggered run against nothing on the network: the
+  # worker mails to its log, the sweeper's queue is a closed loopback port (an empty outbox
+  # never publishes), static credentials keep the SDK from probing instance metadata.
+  export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench MAILER=log MAIL_LOG=$run/mail.log
   for fn in $FUNCTIONS; do
     warm=0
     case $fn in create-order | list-products) warm=$WARM ;; esac
     event=events/$fn.json
+    fn_env=()
+    case $fn in
+      email-worker) event=events/email-worker-sqs.json ;;
+      migrate) event=$run/lambda-migrate.event.json && echo '{}' >"$event" ;;
+      outbox-sweeper) fn_env=(QUEUE_URL=http://127.0.0.1:9/000000000000/bench) ;;
+    esac
     if [ ! -f "$event" ]; then
       # No fixture: the list-products event pointed at this function's GET route.
       route=$(sed -n 's/.*route("\([^"]*\)".*/\1/p; s/^ *"\(\/api\/[^"]*\)",$/\1/p' "functions/$fn/src/lib.rs" | head -n 1)
@@ -221,7 +261,7 @@ if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
       jq --arg p "$route" '.rawPath = $p | .requestContext.http.path = $p | .rawQueryString = ""
         | .headers.authorization = "Bearer REPLACE_WITH_USER_TOKEN"' events/list-products.json >"$event"
     fi
-    DATABASE_URL=$(db_url gs_lambda) "$loadgen" lambda --bin "$target/$fn" --event "$event" \
+    env ${fn_env[@]+"${fn_env[@]}"} DATABASE_URL="$(db_url gs_lambda)" "$loadgen" lambda --bin "$target/$fn" --event "$event" \
       --starts "$STARTS" --warm "$warm" --user-token "$user_token" --admin-token "$admin_token" \
       >"$run/lambda/$fn.json"
   done

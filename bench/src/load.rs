@@ -25,6 +25,9 @@ pub enum Scenario {
     List,
     /// POST /api/v1/auth/login as a random one of the bench users.
     Login,
+    /// GET of a path no function serves: the server's JSON 404, no database work. The
+    /// floor under every other scenario's cost.
+    Floor,
 }
 
 pub struct Options {
@@ -72,6 +75,7 @@ fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error>
                 .body(Full::new(Bytes::from(format!("{{\"product_id\":{product}}}"))))?
         }
         Scenario::List => builder.method("GET").uri("/api/v1/products?limit=50").body(Full::new(Bytes::new()))?,
+        Scenario::Floor => builder.method("GET").uri("/api/v1/bench-floor").body(Full::new(Bytes::new()))?,
         Scenario::Login => {
             let user = 1 + rng.below(opts.users);
             let body = json!({ "email": format!("bench{user}@example.com"), "password": opts.password });
@@ -89,6 +93,7 @@ fn expected_status(scenario: Scenario) -> u16 {
     match scenario {
         Scenario::Orders => 201,
         Scenario::List | Scenario::Login => 200,
+        Scenario::Floor => 404,
     }
 }
 

@@ -35,7 +35,18 @@ const ROWS: &[Row] = &[
     row("products list", "list", Some(("seed-list", "list50")), 32, None),
     row("products list", "list", Some(("seed-list", "list50")), 64, Some(0.8)),
     row("login", "login", None, 8, None),
+    // No database at all: what the HTTP path alone costs, against the peer's cheapest script.
+    row("http floor", "floor", Some(("seed-list", "list50")), 64, None),
 ];
+
+/// The CPU each side of ours spent per correct answer, in µs (the `cpu_s` that bench.sh
+/// adds to loadgen's result), as [database, server, client].
+fn cpu_per_answer_us(ours: &Value) -> Option<[f64; 3]> {
+    let ok = ours["ok"].as_f64().filter(|ok| *ok > 0.0)?;
+    let cpu = &ours["cpu_s"];
+    let per = |side: &str| cpu[side].as_f64().map(|s| s * 1e6 / ok);
+    Some([per("db")?, per("server")?, per("client")?])
+}
 
 const fn row(
     case: &'static str,
@@ -75,15 +86,40 @@ pub fn run(
     let mut rows_json = Vec::new();
     let mut md = String::new();
     let mut text = String::new();
-    let header =
-        ["case", "clients", "peer", "peer tps", "ours rps", "ours/peer", "p50 ms", "p99 ms", "errors", "target"];
+    let header = [
+        "case",
+        "clients",
+        "peer",
+        "peer tps",
+        "ours rps",
+        "ours/peer",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "db µs",
+        "server µs",
+        "client µs",
+        "target",
+    ];
     writeln!(
         text,
-        "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}  {}",
-        header[0], header[1], header[2], header[3], header[4], header[5], header[6], header[7], header[8], header[9]
+        "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}  {}",
+        header[0],
+        header[1],
+        header[2],
+        header[3],
+        header[4],
+        header[5],
+        header[6],
+        header[7],
+        header[8],
+        header[9],
+        header[10],
+        header[11],
+        header[12]
     )?;
     writeln!(md, "| {} |", header.join(" | "))?;
-    writeln!(md, "|{}|", ["---"; 10].join("|"))?;
+    writeln!(md, "|{}|", ["---"; 13].join("|"))?;
     for row in ROWS {
         let mut ratios = Vec::new();
         let mut peer_v = Vec::new();
@@ -92,6 +128,7 @@ pub fn run(
         let mut p99 = Vec::new();
         let mut errors = 0u64;
         let mut per_round = Vec::new();
+        let mut cpu: [Vec<f64>; 3] = Default::default();
         for r in 1..=rounds {
             let ours = read(&dir.join(format!("ours-{r}/{}-{}.json", row.ours, row.clients)));
             let rps = ours.as_ref().and_then(|o| o["rps"].as_f64());
@@ -99,6 +136,9 @@ pub fn run(
                 p50.extend(o["p50_ms"].as_f64());
                 p99.extend(o["p99_ms"].as_f64());
                 errors += o["bad_status"].as_u64().unwrap_or(0) + o["errors"].as_u64().unwrap_or(0);
+                for (side, us) in cpu.iter_mut().zip(cpu_per_answer_us(o).into_iter().flatten()) {
+                    side.push(us);
+                }
             }
             ours_v.extend(rps);
             let tps = match (row.peer, &peers[r - 1]) {
@@ -130,12 +170,27 @@ pub fn run(
             fmt(median(&p50), 2),
             fmt(median(&p99), 2),
             errors.to_string(),
+            fmt(median(&cpu[0]), 0),
+            fmt(median(&cpu[1]), 0),
+            fmt(median(&cpu[2]), 0),
             verdict.clone(),
         ];
         writeln!(
             text,
-            "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}  {}",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7], cells[8], cells[9]
+            "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8],
+            cells[9],
+            cells[10],
+            cells[11],
+            cells[12]
         )?;
         writeln!(md, "| {} |", cells.join(" | "))?;
         rows_json.push(json!({
@@ -143,6 +198,7 @@ pub fn run(
             "peer_dataset": row.peer.map(|p| p.1), "peer_tps_median": median(&peer_v),
             "ours_rps_median": median(&ours_v), "ratio_median": ratio, "p50_ms_median": median(&p50),
             "p99_ms_median": median(&p99), "errors": errors, "target_ratio": row.target,
+            "cpu_us_per_answer_median": { "db": median(&cpu[0]), "server": median(&cpu[1]), "client": median(&cpu[2]) },
             "target_met": row.target.zip(ratio).map(|(t, r)| r >= t), "rounds": per_round,
         }));
     }

@@ -108,6 +108,7 @@ impl QueueConfig {
         }))
     }
 
+    #[cfg(any(feature = "redis", feature = "sqs"))]
     fn is_redis(&self) -> bool {
         self.url.starts_with("redis://") || self.url.starts_with("rediss://")
     }
@@ -116,22 +117,24 @@ impl QueueConfig {
 /// The publisher for `config`. Connects lazily: a queue that is down at start-up only
 /// makes publishing fail (and the sweeper retry), never the process.
 pub async fn publisher(config: &QueueConfig) -> Result<Arc<dyn Publisher>, QueueError> {
-    Ok(match Backend::of(config)? {
+    // `Ok` inside the arms: built without back-ends, `Backend` has no variant and the match
+    // no arm, and an `Ok(..)` around it would be unreachable code.
+    match Backend::of(config)? {
         #[cfg(feature = "redis")]
-        Backend::Redis => Arc::new(redis::RedisQueue::new(config)?),
+        Backend::Redis => Ok(Arc::new(redis::RedisQueue::new(config)?)),
         #[cfg(feature = "sqs")]
-        Backend::Sqs => Arc::new(sqs::SqsQueue::from_env(config).await),
-    })
+        Backend::Sqs => Ok(Arc::new(sqs::SqsQueue::from_env(config).await)),
+    }
 }
 
 /// The consumer for `config` (creates the Redis consumer group when it is missing).
 pub async fn consumer(config: &QueueConfig) -> Result<Arc<dyn Consumer>, QueueError> {
-    Ok(match Backend::of(config)? {
+    match Backend::of(config)? {
         #[cfg(feature = "redis")]
-        Backend::Redis => Arc::new(redis::RedisQueue::consumer(config).await?),
+        Backend::Redis => Ok(Arc::new(redis::RedisQueue::consumer(config).await?)),
         #[cfg(feature = "sqs")]
-        Backend::Sqs => Arc::new(sqs::SqsQueue::from_env(config).await),
-    })
+        Backend::Sqs => Ok(Arc::new(sqs::SqsQueue::from_env(config).await)),
+    }
 }
 
 enum Backend {

@@ -92,8 +92,8 @@ async fn opposite_carts_do_not_deadlock() {
     const ROUNDS: usize = 10;
     const PAIRS: usize = 10;
     let app = Arc::new(TestApp::spawn().await);
-    // Stock 2 per product: every order goes through the all-buckets slow path, the one
-    // that locks many rows at once.
+    // Both products start in one bucket: the first contended carts split them (locking
+    // every bucket of a product) while other carts wait on those buckets.
     let stock = (ROUNDS * PAIRS * 2) as i64;
     let (a, b) = (app.product("DL-A", 1, stock).await, app.product("DL-B", 1, stock).await);
     let mut tokens = Vec::new();

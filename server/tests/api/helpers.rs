@@ -226,6 +226,16 @@ impl TestApp {
         self.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await
     }
 
+    /// Splits the product's stock into 16 buckets, as contended orders do.
+    pub async fn split(&self, product_id: i64) {
+        let buckets: i32 = self.query_one("SELECT split_stock($1, 16)", &[&product_id]).await;
+        assert_eq!(buckets, 16);
+    }
+
+    pub async fn buckets(&self, product_id: i64) -> i64 {
+        self.query_one("SELECT count(*) FROM product_stock WHERE product_id = $1", &[&product_id]).await
+    }
+
     pub async fn stock(&self, product_id: i64) -> i64 {
         self.query_one(
             "SELECT coalesce(sum(stock), 0)::BIGINT FROM product_stock WHERE product_id = $1",

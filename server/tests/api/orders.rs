@@ -35,6 +35,7 @@ async fn quantity_buys_several_units_even_across_buckets() {
     let app = TestApp::spawn().await;
     // 20 units over 16 buckets: no bucket holds more than 2, so 15 units need many buckets.
     let product = app.product("QTY-1", 300, 20).await;
+    app.split(product).await;
     let user = app.user_token(Role::User).await;
 
     let big = app.post("/api/v1/orders", &json!({"product_id": product, "quantity": 15}), Some(&user)).await;
@@ -182,4 +183,59 @@ async fn concurrent_multi_unit_orders_keep_the_sum_exact() {
         .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
         .await;
     assert_eq!(recorded, sold);
+}
+
+/// A product starts with its stock in one bucket. An order that finds that bucket locked by
+/// another transaction splits the product into 16 buckets: it waits for the lock (a locked
+/// bucket is not an empty one), then takes its unit from the split stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contended_product_is_split_and_the_stock_adds_up() {
+    let app = Arc::new(TestApp::spawn().await);
+    let product = app.product("SPLIT-1", 100, 100).await;
+    assert_eq!(app.buckets(product).await, 1);
+    let user = app.user_token(Role::User).await;
+
+    // Another order in flight: bucket 0 taken and locked, not yet committed.
+    let mut other = app.pool().get().await.expect("connection");
+    let other = other.transaction().await.expect("begin");
+    other
+        .execute("UPDATE product_stock SET stock = stock - 1 WHERE product_id = $1 AND bucket = 0", &[&product])
+        .await
+        .expect("take a unit");
+
+    let order = tokio::spawn({
+        let app = app.clone();
+        async move { app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await }
+    });
+    // The order must queue behind the lock rather than answer.
+    let waiting_sql =
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%place_order%'";
+    let mut waited = false;
+    for _ in 0..100 {
+        if app.query_one::<i64>(waiting_sql, &[]).await == 1 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waited, "the order never waited for the locked bucket");
+    assert!(!order.is_finished());
+    other.commit().await.expect("commit");
+
+    let placed = order.await.expect("order task");
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    assert_eq!(app.buckets(product).await, 16);
+    let recorded: i16 = app.query_one("SELECT stock_buckets FROM products WHERE id = $1", &[&product]).await;
+    assert_eq!(recorded, 16);
+    assert_eq!(app.stock(product).await, 98);
+    let (low, high): (i32, i32) = {
+        let client = app.pool().get().await.expect("connection");
+        let row = client
+            .query_one("SELECT min(stock), max(stock) FROM product_stock WHERE product_id = $1", &[&product])
+            .await
+            .expect("bucket range");
+        (row.get(0), row.get(1))
+    };
+    // 99 units spread over 16 buckets (6 or 7 each), then one of them sold.
+    assert!(low >= 5 && high <= 7, "buckets between {low} and {high}");
 }
