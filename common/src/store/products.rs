@@ -30,15 +30,6 @@ pub struct NewProduct {
     pub stock: Stock,
 }
 
-/// The columns of [`Product`], `stock` summed from the buckets; a macro so that the
-/// statements below are `&'static str` built at compile time.
-macro_rules! product_columns {
-    () => {
-        "p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
-         (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock"
-    };
-}
-
 fn product(row: &Row) -> Result<Product, AppError> {
     Ok(Product {
         id: row.try_get("id")?,
@@ -86,14 +77,18 @@ pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product
 }
 
 pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, AppError> {
-    const SQL: &str = concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id = $1");
+    const SQL: &str = "\
+        SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
+               (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock \
+          FROM products p WHERE p.id = $1";
     let rows = db.query_typed(SQL, &[(&id.get(), Type::INT8)]).await?;
     rows.first().map(product).transpose()
 }
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
+/// `list_products` (migrations/V3) sums the page's stock in one scan, with a cached plan.
 pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, AppError> {
-    const SQL: &str = concat!("SELECT ", product_columns!(), " FROM products p WHERE p.id > $1 ORDER BY p.id LIMIT $2");
+    const SQL: &str = "SELECT * FROM list_products($1, $2)";
     let rows = db.query_typed(SQL, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;
     rows.iter().map(product).collect()
 }

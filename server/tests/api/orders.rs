@@ -228,6 +228,11 @@ async fn a_contended_product_is_split_and_the_stock_adds_up() {
     let recorded: i16 = app.query_one("SELECT stock_buckets FROM products WHERE id = $1", &[&product]).await;
     assert_eq!(recorded, 16);
     assert_eq!(app.stock(product).await, 98);
+    // What buyers see: the sum of the 16 buckets, in the list and on the product.
+    let listed = app.get("/api/v1/products", None).await;
+    let row = listed.body.as_array().and_then(|all| all.iter().find(|p| p["id"] == product)).cloned();
+    assert_eq!(row.map(|p| p["stock"].clone()), Some(json!(98)), "{:?}", listed.body);
+    assert_eq!(app.get(&format!("/api/v1/products/{product}"), None).await.body["stock"], 98);
     let (low, high): (i32, i32) = {
         let client = app.pool().get().await.expect("connection");
         let row = client
