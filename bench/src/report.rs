@@ -58,6 +58,25 @@ const fn row(
     Row { case, ours, peer, clients, target }
 }
 
+/// Widths of the text tables' columns before the last one; negative means left-aligned.
+const HTTP_WIDTHS: [isize; 12] = [-14, 7, -13, 9, 9, 9, 7, 7, 6, 6, 9, 9];
+const LAMBDA_WIDTHS: [isize; 7] = [-15, 8, 11, 11, 7, 11, 11];
+
+/// One line of a text table: each cell padded to its column's width, then the last cell
+/// as it is, two spaces apart.
+fn text_line(cells: &[impl AsRef<str>], widths: &[isize]) -> String {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let cell = cell.as_ref();
+        match widths.get(i) {
+            Some(&w) if w < 0 => line.push_str(&format!("{cell:<width$} ", width = w.unsigned_abs())),
+            Some(&w) => line.push_str(&format!("{cell:>width$} ", width = w.unsigned_abs())),
+            None => line.push_str(&format!(" {cell}")),
+        }
+    }
+    line
+}
+
 fn read(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
@@ -101,23 +120,7 @@ pub fn run(
         "client µs",
         "target",
     ];
-    writeln!(
-        text,
-        "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}  {}",
-        header[0],
-        header[1],
-        header[2],
-        header[3],
-        header[4],
-        header[5],
-        header[6],
-        header[7],
-        header[8],
-        header[9],
-        header[10],
-        header[11],
-        header[12]
-    )?;
+    writeln!(text, "{}", text_line(&header, &HTTP_WIDTHS))?;
     writeln!(md, "| {} |", header.join(" | "))?;
     writeln!(md, "|{}|", ["---"; 13].join("|"))?;
     for row in ROWS {
@@ -175,23 +178,7 @@ pub fn run(
             fmt(median(&cpu[2]), 0),
             verdict.clone(),
         ];
-        writeln!(
-            text,
-            "{:<14} {:>7} {:<13} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6} {:>9} {:>9}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            cells[6],
-            cells[7],
-            cells[8],
-            cells[9],
-            cells[10],
-            cells[11],
-            cells[12]
-        )?;
+        writeln!(text, "{}", text_line(&cells, &HTTP_WIDTHS))?;
         writeln!(md, "| {} |", cells.join(" | "))?;
         rows_json.push(json!({
             "case": row.case, "clients": row.clients, "peer_script": row.peer.map(|p| p.0),
@@ -210,10 +197,7 @@ pub fn run(
     entries.sort();
     let lheader =
         ["function", "size MB", "cold p50 ms", "cold p90 ms", "RSS MB", "warm p50 ms", "warm p99 ms", "first status"];
-    let mut ltext = format!(
-        "{:<15} {:>8} {:>11} {:>11} {:>7} {:>11} {:>11}  {}\n",
-        lheader[0], lheader[1], lheader[2], lheader[3], lheader[4], lheader[5], lheader[6], lheader[7]
-    );
+    let mut ltext = format!("{}\n", text_line(&lheader, &LAMBDA_WIDTHS));
     let mut lmd = format!("| {} |\n|{}|\n", lheader.join(" | "), ["---"; 8].join("|"));
     for path in entries {
         let Some(l) = read(&path) else { continue };
@@ -231,11 +215,7 @@ pub fn run(
             fmt(l["warm_p99_ms"].as_f64(), 2),
             statuses,
         ];
-        writeln!(
-            ltext,
-            "{:<15} {:>8} {:>11} {:>11} {:>7} {:>11} {:>11}  {}",
-            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7]
-        )?;
+        writeln!(ltext, "{}", text_line(&cells, &LAMBDA_WIDTHS))?;
         writeln!(lmd, "| {} |", cells.join(" | "))?;
         lambdas.push(l);
     }
