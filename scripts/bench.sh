@@ -291,7 +291,8 @@ if [ "${BENCH_NO_README:-0}" != 1 ]; then
     echo "\`make bench\` measures the API over HTTP and the Lambda binaries against the peer baseline"
     echo "(the Go seed's SQL replayed with pgbench) on one fresh PostgreSQL, in alternating rounds;"
     echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
-    echo "all numbers in [bench/results/latest.json](bench/results/latest.json). Latest run:"
+    echo "all numbers in [bench/results/latest.json](bench/results/latest.json). From a fresh clone it"
+    echo "takes about 14 minutes here, 5 of them the release build. Latest run:"
     echo
     cat "$run/table.md"
   } >"$run/README.new"
