@@ -46,10 +46,10 @@ case $SECS$ROUNDS in *[!0-9]*) die "BENCH_SECONDS and BENCH_ROUNDS must be integ
 n_clients=$(wc -w <<<"$CLIENTS")
 peer_runs=$((5 * n_clients)) # seed-order, single-order x hot, spread + seed-list
 ours_runs=$((3 * n_clients)) # orders hot, spread, list (+ the floor and login once)
-# Overhead measured here: ~2 s per run (the peer reloads its schema, VACUUM, CHECKPOINT;
-# ours copies a template database, CHECKPOINT, starts the server), ~60 s for set-up and the
-# Lambda figures.
-estimate=$((ROUNDS * (peer_runs + ours_runs) * (SECS + 2) + 2 * (SECS + 2) + 60))
+# Measured on a fresh clone: 8 min 38 s after the build for 3 rounds of 10 s runs, so the
+# set-up between runs (the peer reloads its schema, VACUUM, CHECKPOINT; ours copies a
+# template database, CHECKPOINT, starts the server) and the Lambda figures add ~40 s in all.
+estimate=$((ROUNDS * (peer_runs + ours_runs) * SECS + 2 * SECS + 40))
 log "estimated duration after the build: $((estimate / 60)) min $((estimate % 60)) s ($ROUNDS rounds x ($peer_runs peer + $ours_runs ours) runs x ${SECS} s, + the floor and login once)"
 started=$(date +%s)
 
