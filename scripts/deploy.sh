@@ -6,8 +6,10 @@
 #
 # Environment: AWS_REGION (required), MAIL_FROM (required unless samconfig.toml sets
 # MailFrom: the SES-verified sender of the welcome mails), STACK_NAME (default: the config
-# env's stack_name), ADMIN_EMAIL, ALARM_EMAIL, SECRETS_EXTENSION_LAYER_ARN (optional
-# template parameters; the last is needed in a region the template's layer mapping lacks),
+# env's stack_name), ADMIN_EMAIL, ALARM_EMAIL, SECRETS_EXTENSION_LAYER_ARN (needed in a
+# region the template's layer mapping lacks), PERMISSIONS_BOUNDARY_ARN (the boundary the
+# deploy role must put on the roles it creates; README "Least privilege") (optional
+# template parameters),
 # CONFIRM=1 to review the change set before it runs.
 #
 # The migrations run inside the deploy: CodeDeploy invokes the migrate function as the
@@ -42,6 +44,7 @@ mapfile -t overrides < <(read_config parameter_overrides)
 [ -n "${MAIL_FROM:-}" ] && overrides+=("MailFrom=$MAIL_FROM")
 [ -n "${ALARM_EMAIL:-}" ] && overrides+=("AlarmEmail=$ALARM_EMAIL")
 [ -n "${SECRETS_EXTENSION_LAYER_ARN:-}" ] && overrides+=("SecretsExtensionLayerArn=$SECRETS_EXTENSION_LAYER_ARN")
+[ -n "${PERMISSIONS_BOUNDARY_ARN:-}" ] && overrides+=("RolePermissionsBoundary=$PERMISSIONS_BOUNDARY_ARN")
 # The template has no default sender on purpose; fail before the long build, not after it.
 printf '%s\n' "${overrides[@]}" | grep -q '^MailFrom=.' \
   || die "MAIL_FROM is not set: the welcome mails need an SES-verified sender in $AWS_REGION"
