@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used)]
 //! Properties of `infra/template.yaml` (and `infra/samconfig.toml`) that would hurt on a
 //! real deploy and that neither cfn-lint nor the checkov scan knows about:
 //! - every function CodeDeploy deploys runs the migrate function as its PreTraffic hook and
@@ -226,10 +227,10 @@ fn environments(samconfig: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             in_overrides = true;
         } else if in_overrides && line.starts_with(']') {
             in_overrides = false;
-        } else if let (true, Some(env)) = (in_overrides, &current) {
-            if let Some((key, value)) = line.trim_end_matches(',').trim_matches('"').split_once('=') {
-                envs.entry(env.clone()).or_default().insert(key.to_owned(), value.to_owned());
-            }
+        } else if let (true, Some(env), Some((key, value))) =
+            (in_overrides, &current, line.trim_end_matches(',').trim_matches('"').split_once('='))
+        {
+            envs.entry(env.clone()).or_default().insert(key.to_owned(), value.to_owned());
         }
     }
     envs
