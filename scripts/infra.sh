@@ -46,7 +46,8 @@ ensure_tools() {
 }
 
 ensure_checkov() {
-  [ -x "$checkov_venv/bin/checkov" ] && return 0
+  # The pinned version, not whatever an older checkout installed.
+  compgen -G "$checkov_venv/lib/python3*/site-packages/checkov-$CHECKOV_VERSION.dist-info" >/dev/null && return 0
   log "installing checkov $CHECKOV_VERSION into $checkov_venv"
   python3 -m venv "$checkov_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$checkov_venv"; } \
     || die "cannot create $checkov_venv"
@@ -62,8 +63,7 @@ policy_scan() {
   local report
   report=$(mktemp)
   # checkov exits non-zero on any failed check; the gate below decides.
-  BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN_V2=false \
-    "$checkov_venv/bin/checkov" --file "$template" --framework cloudformation --skip-download \
+  BC_SKIP_MAPPING=TRUE "$checkov_venv/bin/checkov" --file "$template" --framework cloudformation --skip-download \
     --output json --quiet --compact >"$report" 2>/dev/null || true
   "$checkov_venv/bin/python" scripts/policy_gate.py "$report" "$waivers" || { rm -f "$report"; die "policy scan failed"; }
   rm -f "$report"
