@@ -17,7 +17,7 @@ fmt:
 lambda-build: ## Build every function for Lambda (arm64, provided.al2023)
 	@scripts/infra.sh lambda
 
-infra-lint: ## cfn-lint + sam validate --lint of infra/template.yaml (tools into .venv/)
+infra-lint: ## cfn-lint, sam validate --lint and the checkov policy scan of infra/template.yaml
 	@scripts/infra.sh lint
 
 infra-check: ## infra-lint, then sam build: every function as an arm64 Lambda binary

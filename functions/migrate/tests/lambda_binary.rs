@@ -93,3 +93,127 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
     drop(child);
     admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
 }
+
+/// What the fake CodeDeploy saw: the operation (`X-Amz-Target`), the request body, and
+/// whether the `users` table existed when the report arrived.
+type Reports = Arc<Mutex<Vec<(String, serde_json::Value, bool)>>>;
+
+/// CodeDeploy's JSON API, answering `PutLifecycleEventHookExecutionStatus` as AWS does.
+/// On each call it looks at the database `db`, so the test can tell that the migrations
+/// ran before the outcome was reported.
+async fn fake_codedeploy(reports: Reports, db_url: String) -> std::net::SocketAddr {
+    use axum::http::HeaderMap;
+    async fn call(
+        axum::extract::State((reports, db_url)): axum::extract::State<(Reports, String)>,
+        headers: HeaderMap,
+        body: String,
+    ) -> impl axum::response::IntoResponse {
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let migrated = match tokio_postgres::connect(&db_url, NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                let row = client.query_one("SELECT to_regclass('public.users') IS NOT NULL", &[]).await.unwrap();
+                row.get::<_, bool>(0)
+            }
+            Err(_) => false,
+        };
+        let id = body["lifecycleEventHookExecutionId"].clone();
+        reports.lock().unwrap().push((target, body, migrated));
+        ([("content-type", "application/x-amz-json-1.1")], json!({ "lifecycleEventHookExecutionId": id }).to_string())
+    }
+    fake_lambda::serve(axum::Router::new().route("/", axum::routing::post(call)).with_state((reports, db_url))).await
+}
+
+/// Runs the migrate binary on `db` for one CodeDeploy hook event and returns its answer
+/// and what CodeDeploy was told.
+async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, Vec<(String, serde_json::Value, bool)>) {
+    let (_, host, port) = test_database();
+    let reports: Reports = Arc::default();
+    let codedeploy =
+        fake_codedeploy(reports.clone(), format!("host={host} port={port} user=postgres dbname={db}")).await;
+    let secrets = HashMap::from([(
+        "arn:db".to_owned(),
+        json!({"username": "postgres", "password": "trust-auth-ignores-it", "engine": "postgres"}),
+    )]);
+    let extension = fake_extension(secrets, Arc::default()).await;
+    let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
+    let (runtime, mut results) = fake_runtime(vec![("hook".to_owned(), event)]).await;
+
+    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
+        .env_remove("DATABASE_URL")
+        .env_remove("ADMIN_SECRET_ARN")
+        .env_remove("ADMIN_EMAIL")
+        .env_remove("ADMIN_PASSWORD")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "migrate")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{codedeploy}"))
+        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
+        .env("DB_HOST", &host)
+        .env("DB_PORT", port.to_string())
+        .env("DB_NAME", db)
+        .env("DB_SSLMODE", "disable")
+        .env("DB_SECRET_ARN", "arn:db")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let child = Killed(child);
+    let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
+    let (id, body) = answer.expect("the function answered").expect("channel open");
+    drop(child);
+    let seen = reports.lock().unwrap().clone();
+    (id, body, seen)
+}
+
+#[tokio::test]
+async fn as_a_pretraffic_hook_it_migrates_then_reports_succeeded_to_codedeploy() {
+    let (admin_url, _, _) = test_database();
+    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let db = format!("migrate_hook_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE \"{db}\"")).await.unwrap();
+
+    let (id, answer, reports) = run_hook(&db, "hook-execution-1").await;
+
+    assert_eq!(id, "hook", "the invocation succeeded: {answer}");
+    assert_eq!(answer, json!({"hook_status": "Succeeded"}));
+    assert_eq!(reports.len(), 1, "one report to CodeDeploy: {reports:?}");
+    let (target, body, migrated) = &reports[0];
+    assert_eq!(target, "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus");
+    assert_eq!(
+        body,
+        &json!({"deploymentId": "d-TESTDEPLOY", "lifecycleEventHookExecutionId": "hook-execution-1", "status": "Succeeded"})
+    );
+    assert!(migrated, "the schema existed before CodeDeploy was told to shift traffic");
+    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+}
+
+#[tokio::test]
+async fn as_a_pretraffic_hook_it_reports_failed_when_the_migration_fails() {
+    // A database that does not exist: the migration cannot even connect.
+    let db = format!("migrate_hook_missing_{}", uuid::Uuid::new_v4().simple());
+
+    let (id, answer, reports) = run_hook(&db, "hook-execution-2").await;
+
+    // The failure is CodeDeploy's to act on (it rolls the deployment back); the invocation
+    // itself succeeds, so Lambda does not retry and report a second time.
+    assert_eq!(id, "hook", "the invocation succeeded: {answer}");
+    assert_eq!(answer, json!({"hook_status": "Failed"}));
+    let bodies: Vec<_> = reports.iter().map(|(_, body, _)| body.clone()).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            json!({"deploymentId": "d-TESTDEPLOY", "lifecycleEventHookExecutionId": "hook-execution-2", "status": "Failed"})
+        ]
+    );
+}
