@@ -87,9 +87,8 @@ impl Default for Limits {
 impl Limits {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let default = Self::default();
-        let seconds = |name, default: Duration| {
-            positive(name, parsed(env, name, default.as_secs())?).map(Duration::from_secs)
-        };
+        let seconds =
+            |name, default: Duration| positive(name, parsed(env, name, default.as_secs())?).map(Duration::from_secs);
         let count = |name, default| positive(name, parsed(env, name, default)?);
         Ok(Self {
             login_window: seconds("LOGIN_WINDOW_SECONDS", default.login_window)?,

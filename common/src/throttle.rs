@@ -32,7 +32,8 @@ impl LoginAttempt {
         client: Option<IpAddr>,
     ) -> Result<Self, AppError> {
         let network = network(client);
-        let counter = |subject: String, limit, backoff| Counter { subject, limit, window: limits.login_window, backoff };
+        let counter =
+            |subject: String, limit, backoff| Counter { subject, limit, window: limits.login_window, backoff };
         let attempt = Self {
             pair: counter(format!("login:pair:{network} {email}"), limits.login_per_pair, None),
             account: counter(
@@ -48,10 +49,10 @@ impl LoginAttempt {
         }
     }
 
-    /// The password was right: this account and network start afresh, and the wider
-    /// counters forget this attempt (not the failures of others).
+    /// The password was right: this pair starts afresh, and the account's and network's
+    /// counters forget this pair's attempts (its typos), not the failures of others.
     pub async fn succeeded(self, db: &impl GenericClient) -> Result<(), AppError> {
-        rate_limits::forgive(db, &[&self.pair], &[&self.account, &self.network]).await
+        rate_limits::forgive(db, &self.pair, &[&self.account, &self.network]).await
     }
 }
 

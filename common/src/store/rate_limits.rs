@@ -53,17 +53,20 @@ pub async fn hit(db: &impl GenericClient, counters: &[Counter]) -> Result<Option
     Ok(wait.map(|seconds| Duration::from_secs(seconds.ceil().max(1.0) as u64)))
 }
 
-/// After a success: the `clear` counters start again from zero and the `refund` counters
-/// take back the hit the success was counted as.
-pub async fn forgive(db: &impl GenericClient, clear: &[&Counter], refund: &[&Counter]) -> Result<(), AppError> {
-    // Rows are locked in subject order, as `rate_limit_hit` locks them: no deadlock.
+/// After a success: `cleared` starts again from zero, and the hits it held (the success
+/// and the failures before it) are taken back from the `wider` counters too.
+pub async fn forgive(db: &impl GenericClient, cleared: &Counter, wider: &[&Counter]) -> Result<(), AppError> {
+    // Rows are locked in subject order, as `rate_limit_hit` locks them, so the two cannot
+    // deadlock; FOR UPDATE reads the newest count, not the statement's snapshot.
     const SQL: &str = "\
-        UPDATE rate_limits r SET hits = CASE WHEN r.subject = ANY ($1) THEN 0 ELSE greatest(r.hits - 1, 0) END \
-          FROM (SELECT subject FROM rate_limits \
-                 WHERE subject = ANY ($1 || $2) AND expires_at > now() ORDER BY subject FOR UPDATE) l \
-         WHERE r.subject = l.subject";
-    let subjects = |counters: &[&Counter]| counters.iter().map(|c| c.subject.clone()).collect::<Vec<_>>();
-    db.execute_typed(SQL, &[(&subjects(clear), Type::TEXT_ARRAY), (&subjects(refund), Type::TEXT_ARRAY)]).await?;
+        WITH locked AS ( \
+            SELECT subject, hits FROM rate_limits \
+             WHERE (subject = $1 OR subject = ANY ($2)) AND expires_at > now() ORDER BY subject FOR UPDATE) \
+        UPDATE rate_limits r SET hits = CASE WHEN r.subject = $1 THEN 0 ELSE \
+                greatest(r.hits - coalesce((SELECT hits FROM locked WHERE subject = $1), 1), 0) END \
+          FROM locked l WHERE r.subject = l.subject";
+    let wider: Vec<&str> = wider.iter().map(|c| c.subject.as_str()).collect();
+    db.execute_typed(SQL, &[(&cleared.subject.as_str(), Type::TEXT), (&wider, Type::TEXT_ARRAY)]).await?;
     Ok(())
 }
 

@@ -121,7 +121,7 @@ impl TestApp {
 
     /// This app as a client connecting from `ip` sees it (on Linux every 127.x.y.z is a
     /// loopback address a client can bind), to act as callers on different networks.
-    pub fn from_ip(&self, ip: [u8; 4]) -> Self {
+    pub fn client_at(&self, ip: [u8; 4]) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_local_address(Some(IpAddr::from(ip)));
         let client = Client::builder(TokioExecutor::new()).build(connector);
