@@ -436,6 +436,22 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn limits_have_defaults_and_come_from_the_environment() {
+        assert_eq!(Limits::from_env(&env(&[])).ok(), Some(Limits::default()));
+        let raised = Limits::from_env(&env(&[("REGISTER_MAX_PER_NETWORK", "500"), ("LOGIN_WINDOW_SECONDS", "60")]));
+        assert_eq!(
+            raised.ok().map(|l| (l.register_per_network, l.login_window, l.login_per_pair)),
+            Some((500, Duration::from_secs(60), 5))
+        );
+        for (name, value) in
+            [("LOGIN_MAX_FAILURES_PER_PAIR", "0"), ("REGISTER_MAX_PER_NETWORK", "-1"), ("LOGIN_WINDOW_SECONDS", "soon")]
+        {
+            let refused = Limits::from_env(&env(&[(name, value)]));
+            assert!(matches!(refused, Err(ConfigError::Invalid { name: n, .. }) if n == name), "{name}={value}");
+        }
+    }
+
+    #[test]
     fn short_jwt_secret_is_refused() {
         assert!(matches!(jwt_secret_bytes("x".repeat(31)), Err(ConfigError::Invalid { name: "JWT_SECRET", .. })));
         assert_eq!(jwt_secret_bytes("x".repeat(32)).map(|s| s.len()).ok(), Some(32));

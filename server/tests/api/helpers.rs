@@ -110,8 +110,8 @@ impl TestApp {
     }
 
     /// A test app throttling logins and registrations with `limits`.
-    pub async fn spawn_with_limits(limits: Limits) -> Self {
-        Self::spawn_on(fresh_database().await, None, limits).await
+    pub async fn spawn_with(publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
+        Self::spawn_on(fresh_database().await, publisher, limits).await
     }
 
     /// A second server process on the same database, as another Lambda instance would be.

@@ -142,7 +142,7 @@ async fn one_network_trying_many_emails_is_blocked() {
 
 #[tokio::test]
 async fn successes_from_one_network_do_not_count_against_it() {
-    let app = TestApp::spawn_with_limits(Limits { login_per_network: 3, ..Limits::default() }).await;
+    let app = TestApp::spawn_with(None, Limits { login_per_network: 3, ..Limits::default() }).await;
     app.register("office@example.com", PASSWORD).await;
     // A whole office signing in from one address: successes are not failures.
     for _ in 0..10 {
@@ -163,7 +163,7 @@ async fn guesses_from_many_networks_slow_the_account_down() {
         login_account_max_delay: Duration::from_secs(300),
         ..Limits::default()
     };
-    let first = TestApp::spawn_with_limits(limits).await;
+    let first = TestApp::spawn_with(None, limits).await;
     let second = first.sibling().await;
     first.register("una@example.com", PASSWORD).await;
     let from = |host: u8| {
