@@ -43,7 +43,7 @@ impl LoginAttempt {
             ),
             network: counter(format!("login:network:{network}"), limits.login_per_network, None),
         };
-        match rate_limits::hit(db, &[attempt.pair.clone(), attempt.account.clone(), attempt.network.clone()]).await? {
+        match rate_limits::hit(db, &[&attempt.pair, &attempt.account, &attempt.network]).await? {
             None => Ok(attempt),
             Some(retry_after) => Err(AppError::TooManyAttempts { retry_after }),
         }
@@ -69,7 +69,7 @@ pub async fn count_registration(
         window: limits.register_window,
         backoff: None,
     };
-    match rate_limits::hit(db, &[counter]).await? {
+    match rate_limits::hit(db, &[&counter]).await? {
         None => Ok(()),
         Some(retry_after) => Err(AppError::TooManyRegistrations { retry_after }),
     }

@@ -10,7 +10,7 @@ use tokio_postgres::types::Type;
 use crate::error::AppError;
 
 /// One subject's counter and its limit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Counter {
     pub subject: String,
     /// Hits counted in one window before the subject is refused (or slowed, see `backoff`).
@@ -21,7 +21,7 @@ pub struct Counter {
     pub backoff: Option<Backoff>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
@@ -29,7 +29,7 @@ pub struct Backoff {
 
 /// Counts one hit on every counter, atomically, or on none: when any of them is past its
 /// limit nothing is counted and the answer is how long to wait.
-pub async fn hit(db: &impl GenericClient, counters: &[Counter]) -> Result<Option<Duration>, AppError> {
+pub async fn hit(db: &impl GenericClient, counters: &[&Counter]) -> Result<Option<Duration>, AppError> {
     const SQL: &str = "SELECT rate_limit_hit($1, $2, $3, $4, $5)";
     let subjects: Vec<&str> = counters.iter().map(|c| c.subject.as_str()).collect();
     let limits: Vec<i32> = counters.iter().map(|c| c.limit).collect();
