@@ -28,7 +28,7 @@ pub enum AppError {
     InvalidCredentials,
     #[error("Admins only")]
     AdminOnly,
-    #[error("Too many failed logins; try again later")]
+    #[error("Too many login attempts; try again later")]
     TooManyAttempts { retry_after: std::time::Duration },
     #[error("Too many registrations from this network; try again later")]
     TooManyRegistrations { retry_after: std::time::Duration },

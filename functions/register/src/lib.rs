@@ -44,6 +44,7 @@ async fn register(
     let email = required("email", body.email, Email::parse)?;
     let password = required("password", body.password, Password::parse)?;
 
+    // This connection goes back to the pool before the hash, as the transaction's is taken after it.
     {
         let db = state.db.get().await?;
         if let Some(key) = &key
