@@ -28,8 +28,10 @@ pub enum AppError {
     InvalidCredentials,
     #[error("Admins only")]
     AdminOnly,
-    #[error("Too many failed logins; try again later")]
+    #[error("Too many login attempts; try again later")]
     TooManyAttempts { retry_after: std::time::Duration },
+    #[error("Too many registrations from this network; try again later")]
+    TooManyRegistrations { retry_after: std::time::Duration },
 
     #[error("Product not found")]
     ProductNotFound { product_id: i64 },
@@ -83,7 +85,7 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             Self::AdminOnly => StatusCode::FORBIDDEN,
-            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyAttempts { .. } | Self::TooManyRegistrations { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
@@ -107,6 +109,7 @@ impl AppError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::AdminOnly => "admin_only",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::TooManyRegistrations { .. } => "too_many_registrations",
             Self::ProductNotFound { .. } => "product_not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -143,7 +146,9 @@ impl IntoResponse for AppError {
         let mut response = (status, Json(body)).into_response();
         let retry_after = match self {
             Self::Unavailable(_) => Some(1),
-            Self::TooManyAttempts { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::TooManyAttempts { retry_after } | Self::TooManyRegistrations { retry_after } => {
+                Some(retry_after.as_secs().max(1))
+            }
             _ => None,
         };
         if let Some(seconds) = retry_after {

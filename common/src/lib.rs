@@ -17,6 +17,7 @@ pub mod queue;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 
 pub use error::AppError;
 pub use state::AppState;

@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 
 use crate::error::AppError;
 use crate::queue::Publisher;
-use crate::store::outbox as store;
+use crate::store::{outbox as store, rate_limits};
 
 /// The kind of the welcome-email message.
 pub const WELCOME_EMAIL: &str = "welcome_email";
@@ -129,6 +129,8 @@ pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -
             break;
         }
     }
+    // Throttling counters past their window: an attacker's spray of subjects does not stay.
+    rate_limits::delete_expired(&**db.get().await?).await?;
     Ok(report)
 }
 

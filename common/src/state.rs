@@ -4,7 +4,7 @@ use axum::extract::FromRef;
 use deadpool_postgres::Pool;
 
 use crate::auth::Jwt;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::db::{self, DbError};
 use crate::queue::Publisher;
 
@@ -15,6 +15,7 @@ pub struct AppState {
     pub jwt: Arc<Jwt>,
     /// Where committed outbox messages are published; `None` leaves them to the sweeper.
     pub publisher: Option<Arc<dyn Publisher>>,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -23,6 +24,7 @@ impl AppState {
             db: db::pool(&config.database_url, config.db_pool_size)?,
             jwt: Arc::new(Jwt::new(&config.jwt_secret, config.jwt_ttl)),
             publisher: None,
+            limits: config.limits,
         })
     }
 

@@ -1,9 +1,9 @@
 //! SQL, grouped by aggregate. Nothing outside this module writes SQL.
 
-pub mod login_failures;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod rate_limits;
 pub mod users;
 
 use tokio_postgres::Row;

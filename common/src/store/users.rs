@@ -161,6 +161,20 @@ pub async fn claim_registration_key(
     }
 }
 
+/// The user that `key` registered for `email` within the last 24 hours, if any: a retry
+/// that [`claim_registration_key`] would answer with [`RegistrationKey::Replay`].
+pub async fn registered_with_key(
+    db: &impl GenericClient,
+    key: &IdempotencyKey,
+    email: &Email,
+) -> Result<Option<User>, AppError> {
+    const SQL: &str = "\
+        SELECT u.id, u.email, u.role, u.created_at FROM registration_keys k JOIN users u ON u.id = k.user_id \
+         WHERE k.key = $1 AND k.email = $2 AND k.created_at >= now() - INTERVAL '24 hours'";
+    let rows = db.query_typed(SQL, &[(&key.as_str(), Type::TEXT), (&email.as_str(), Type::TEXT)]).await?;
+    rows.first().map(user).transpose()
+}
+
 /// Records the user a claimed registration key created (same transaction).
 pub async fn bind_registration_key(
     db: &impl GenericClient,

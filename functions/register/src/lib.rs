@@ -6,10 +6,9 @@ use axum::response::Response;
 use axum::routing::post;
 use common::auth::hash_password;
 use common::domain::{Email, Password, required};
-use common::http::{ApiJson, Idempotency, created};
-use common::outbox;
+use common::http::{ApiJson, ClientIp, Idempotency, created};
 use common::store::users::{self, RegistrationKey, User};
-use common::{AppError, AppState};
+use common::{AppError, AppState, outbox, throttle};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(state: AppState) -> Router {
@@ -28,17 +27,33 @@ struct Registered {
     user: User,
 }
 
+/// Each registration from a network is counted before its argon2 hash, and refused past the
+/// limit (each costs a hash and a mail sent from our domain). A retry of a registration
+/// that already succeeded costs neither, so it replays without being counted; copies that
+/// race the first one are each counted, as each of them runs a hash.
+///
 /// The user, its `Idempotency-Key` and its welcome-email outbox row commit together, so
 /// the mail cannot be lost between them and a retried registration replays the first;
 /// publishing happens after commit and its failure is left to the sweeper.
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Idempotency(key): Idempotency,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<Response, AppError> {
     let email = required("email", body.email, Email::parse)?;
     let password = required("password", body.password, Password::parse)?;
 
+    // This connection goes back to the pool before the hash, as the transaction's is taken after it.
+    {
+        let db = state.db.get().await?;
+        if let Some(key) = &key
+            && let Some(user) = users::registered_with_key(&**db, key, &email).await?
+        {
+            return Ok(registered(user, true));
+        }
+        throttle::count_registration(&**db, &state.limits, ip).await?;
+    }
     let password_hash = hash_password(password).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;

@@ -1,14 +1,14 @@
 //! A test app per test: a fresh database copied from a migrated template, the real router
 //! served on a loopback port, and an HTTP client that speaks to it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::AppState;
 use common::auth::Jwt;
-use common::config::Config;
+use common::config::{Config, Limits};
 use common::domain::{Role, UserId};
 use common::queue::Publisher;
 use deadpool_postgres::Pool;
@@ -101,25 +101,40 @@ async fn fresh_database() -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_on(fresh_database().await, None).await
+        Self::spawn_on(fresh_database().await, None, Limits::default()).await
     }
 
     /// A test app whose register publishes the welcome email with `publisher`.
     pub async fn spawn_with_publisher(publisher: Option<Arc<dyn Publisher>>) -> Self {
-        Self::spawn_on(fresh_database().await, publisher).await
+        Self::spawn_on(fresh_database().await, publisher, Limits::default()).await
+    }
+
+    /// A test app throttling logins and registrations with `limits`.
+    pub async fn spawn_with(publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
+        Self::spawn_on(fresh_database().await, publisher, limits).await
     }
 
     /// A second server process on the same database, as another Lambda instance would be.
     pub async fn sibling(&self) -> Self {
-        Self::spawn_on(self.database_url.clone(), self.state.publisher.clone()).await
+        Self::spawn_on(self.database_url.clone(), self.state.publisher.clone(), self.state.limits).await
     }
 
-    async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>) -> Self {
+    /// This app as a client connecting from `ip` sees it (on Linux every 127.x.y.z is a
+    /// loopback address a client can bind), to act as callers on different networks.
+    pub fn client_at(&self, ip: [u8; 4]) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(IpAddr::from(ip)));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self { address: self.address, state: self.state.clone(), database_url: self.database_url.clone(), client }
+    }
+
+    async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
         let config = Config {
             database_url: database_url.clone(),
             db_pool_size: 16,
             jwt_secret: JWT_SECRET.to_vec(),
             jwt_ttl: Duration::from_secs(3600),
+            limits,
         };
         let mut state = AppState::new(&config).expect("app state");
         if let Some(publisher) = publisher {

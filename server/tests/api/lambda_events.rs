@@ -65,6 +65,30 @@ async fn register_and_login_through_their_lambdas() {
     assert!(body["token"].as_str().is_some_and(|t| t.split('.').count() == 3));
 }
 
+/// In Lambda the client network is API Gateway's `sourceIp`; an `X-Forwarded-For` the
+/// client sends is not trusted, so changing it does not escape the lockout.
+#[tokio::test]
+async fn login_throttling_keys_on_the_gateway_source_ip() {
+    let app = TestApp::spawn().await;
+    app.register("gwen@example.com", crate::helpers::PASSWORD).await;
+    let login = |password: &str, source_ip: &str, forwarded_for: &str| {
+        let credentials = json!({"email": "gwen@example.com", "password": password});
+        let mut event = event("login", "$default", Some(&credentials), false, &[("x-forwarded-for", forwarded_for)]);
+        event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+        event
+    };
+
+    for i in 0..5 {
+        let guess = login("guess", "203.0.113.9", &format!("198.51.100.{i}"));
+        assert_eq!(invoke(login::routes, &app, &guess).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login(crate::helpers::PASSWORD, "203.0.113.9", "198.51.100.77");
+    assert_eq!(invoke(login::routes, &app, &blocked).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+    let owner = login(crate::helpers::PASSWORD, "198.51.100.7", "203.0.113.9");
+    assert_eq!(invoke(login::routes, &app, &owner).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn product_functions_through_their_lambdas() {
     let app = TestApp::spawn().await;

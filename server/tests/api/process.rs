@@ -77,6 +77,7 @@ async fn database_down_is_503() {
         db_pool_size: 2,
         jwt_secret: crate::helpers::JWT_SECRET.to_vec(),
         jwt_ttl: Duration::from_secs(60),
+        limits: common::config::Limits::default(),
     };
     let state = common::AppState::new(&config).expect("state");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
