@@ -15,4 +15,5 @@ mod order_history;
 mod orders;
 mod process;
 mod products;
+mod soak;
 mod throttling;
