@@ -60,11 +60,13 @@ impl Client {
     }
 
     async fn exchange(&mut self, kind: &Kind) -> std::io::Result<(u16, bool)> {
-        if self.stream.is_none() {
-            self.stream = Some(TcpStream::connect(self.address).await?);
-            self.buffer.clear();
-        }
-        let Some(stream) = self.stream.as_mut() else { unreachable!("connected above") };
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                self.buffer.clear();
+                self.stream.insert(TcpStream::connect(self.address).await?)
+            }
+        };
         let mut head =
             format!("{} {} HTTP/1.1\r\nhost: soak\r\ncontent-length: {}\r\n", kind.method, kind.path, kind.body.len());
         for (name, value) in &kind.headers {
@@ -77,10 +79,8 @@ impl Client {
             // from the head alone (a refusal that needs no body), as a client on a slower
             // link would send it.
             let _ = tokio::time::timeout(Duration::from_millis(5), stream.readable()).await;
-            if stream.write_all(&kind.body).await.is_err() {
-                // The server stopped reading; its answer may still be there to read.
-                self.buffer.clear();
-            }
+            // A server that stopped reading may still have answered: read before judging.
+            let _ = stream.write_all(&kind.body).await;
         }
         read_response(stream, &mut self.buffer).await
     }
