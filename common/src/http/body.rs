@@ -7,8 +7,8 @@
 //! that sends its next request on the connection in between (httpx and other clients that
 //! write head and body separately hit this whenever the body arrives after the answer) gets
 //! no answer at all. Reading the body first leaves every connection at a request boundary;
-//! it costs nothing extra, bodies are small ([`BODY_LIMIT`]) and JSON handlers buffer them
-//! anyway. In Lambda the body is already in memory and this is a copy of at most that.
+//! bodies are small ([`BODY_LIMIT`]) and the JSON handlers buffer them anyway. In Lambda
+//! the body is already in memory, and this is one copy of it.
 
 use axum::body::{Body, HttpBody, to_bytes};
 use axum::extract::Request;
