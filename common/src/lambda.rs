@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt, service_fn};
 use tokio::sync::OnceCell;
@@ -13,6 +14,7 @@ use tower::ServiceExt;
 use tower::util::MapRequest;
 
 use crate::config::{Config, ProcessEnv};
+use crate::error::AppError;
 use crate::http::{PathPrefix, finish};
 use crate::state::AppState;
 use crate::telemetry;
@@ -25,7 +27,7 @@ pub type Error = lambda_http::Error;
 /// come through the Parameters and Secrets extension are loaded on the first request
 /// instead: AWS documents the extension as callable only in the INVOKE phase, and its
 /// server starts in parallel with ours. Either way it happens once per environment; a
-/// first request that fails to load them is answered with an error and the next retries.
+/// first request that fails to load them is answered 503 and the next retries.
 pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
     run_http_with(routes, |state| Box::pin(async move { Ok(state) })).await
 }
@@ -56,12 +58,27 @@ pub async fn run_http_with(routes: fn(AppState) -> Router, prepare: Prepare) -> 
     .await;
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
-        async move {
-            let (service, _) = app.get_or_try_init(|| build(routes, prepare)).await?;
-            Ok::<_, Error>(service.clone().oneshot(request).await?)
-        }
+        async move { Ok::<_, Error>(answer(&app, routes, prepare, request).await) }
     }))
     .await
+}
+
+/// One invocation's response. When the configuration cannot be loaded yet, the caller gets
+/// 503 `service_unavailable` with `Retry-After` and the next invocation tries again; an
+/// invocation error instead would reach the caller as API Gateway's own non-JSON 500.
+async fn answer(
+    app: &OnceCell<(Service, AppState)>,
+    routes: fn(AppState) -> Router,
+    prepare: Prepare,
+    request: Request,
+) -> Response {
+    match app.get_or_try_init(|| build(routes, prepare)).await {
+        Ok((service, _)) => match service.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(err) => AppError::Unavailable(err).into_response(),
+    }
 }
 
 async fn build(routes: fn(AppState) -> Router, prepare: Prepare) -> Result<(Service, AppState), Error> {
@@ -106,4 +123,27 @@ fn strip_stage(mut request: Request) -> Request {
         }
     }
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_ready(_: AppState) -> Pin<Box<dyn Future<Output = Result<AppState, Error>> + Send>> {
+        Box::pin(async { Err("the secrets extension is not ready".into()) })
+    }
+
+    #[tokio::test]
+    async fn configuration_that_cannot_load_is_answered_503_and_retried() {
+        let app = OnceCell::new();
+        for attempt in 1..=2 {
+            let response = answer(&app, |_| Router::new(), not_ready, Request::default()).await;
+            assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "attempt {attempt}");
+            assert!(response.headers().contains_key(axum::http::header::RETRY_AFTER));
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(body["code"], "service_unavailable", "{body}");
+        }
+        assert!(app.get().is_none(), "a failed load is not kept");
+    }
 }

@@ -1,18 +1,22 @@
-//! What every HTTP function shares: the JSON 404/405 fallbacks, the body limit, CORS and
-//! the per-request span with its request id, plus the extractors in the submodules.
+//! What every HTTP function shares: the JSON 404/405 fallbacks, the body limit, CORS, the
+//! body read before routing, panics answered as 500 and the per-request span with its
+//! request id, plus the extractors in the submodules.
 
+mod body;
 mod headers;
 mod json;
 mod page;
 
+use std::any::Any;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use lambda_http::RequestExt;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
@@ -26,8 +30,8 @@ use crate::error::AppError;
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Adds what every router needs, once, on top of its routes: JSON 404 and 405, the body
-/// limit and the request span. Each Lambda applies it to its own router; the local server
-/// applies it to the merge of all of them.
+/// limit, the whole body read first, a 500 for a panic and the request span. Each Lambda
+/// applies it to its own router; the local server applies it to the merge of all of them.
 pub fn finish(router: Router) -> Router {
     finish_with(router, cors(std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref()))
 }
@@ -41,7 +45,22 @@ fn finish_with(router: Router, cors: Option<CorsLayer>) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(middleware::from_fn(request_span))
+    router
+        .layer(middleware::from_fn(body::read_whole_body))
+        .layer(CatchPanicLayer::custom(panic_response as fn(Box<dyn Any + Send>) -> Response))
+        .layer(middleware::from_fn(request_span))
+}
+
+/// A handler that panics is answered like any other fault, 500 `internal_error` with the
+/// cause logged, instead of the connection (locally) or the invocation (in Lambda, where
+/// API Gateway then answers its own non-JSON 500) ending without our answer.
+fn panic_response(panic: Box<dyn Any + Send>) -> Response {
+    let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_owned(),
+        (None, Some(message)) => message.clone(),
+        (None, None) => "no message".to_owned(),
+    };
+    AppError::Internal(format!("handler panicked: {message}").into()).into_response()
 }
 
 /// CORS for browsers, off unless `CORS_ALLOWED_ORIGINS` lists origins (comma-separated,
@@ -112,6 +131,45 @@ mod tests {
             .ok()?;
         let response = router.oneshot(request).await.ok()?;
         response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    async fn call(router: Router, request: Request) -> (Response, serde_json::Value) {
+        use tower::ServiceExt;
+        let Ok(response) = router.oneshot(request).await;
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        (Response::from_parts(parts, axum::body::Body::empty()), serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn post(uri: &str, body: Vec<u8>) -> Request {
+        Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(body.into()).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500() {
+        async fn boom() -> &'static str {
+            panic!("the handler failed")
+        }
+        let router = finish_with(Router::new().route("/boom", axum::routing::get(boom)), None);
+        let request = Request::get("/boom").body(axum::body::Body::empty()).unwrap_or_default();
+        let (response, body) = call(router, request).await;
+        assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "internal_error", "{body}");
+        assert!(!body.to_string().contains("the handler failed"), "the cause leaked: {body}");
+        assert!(response.headers().contains_key(REQUEST_ID));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_and_closes_the_connection() {
+        let router = finish_with(Router::new().route("/things", axum::routing::post(|| async { "ok" })), None);
+        let (response, body) = call(router.clone(), post("/things", vec![b' '; BODY_LIMIT + 1])).await;
+        assert_eq!(response.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["code"], "payload_too_large", "{body}");
+        assert_eq!(response.headers().get(header::CONNECTION).map(HeaderValue::as_bytes), Some(&b"close"[..]));
+
+        let (response, _) = call(router, post("/things", vec![b' '; BODY_LIMIT])).await;
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        assert!(!response.headers().contains_key(header::CONNECTION));
     }
 
     #[tokio::test]

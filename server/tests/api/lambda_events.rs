@@ -181,3 +181,21 @@ async fn a_function_answers_json_for_routes_it_does_not_own() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "route_not_found");
 }
+
+/// A handler that panics is answered 500 `internal_error` by the function itself, not left
+/// to the runtime (an invocation error, which API Gateway turns into its own non-JSON 500).
+#[tokio::test]
+async fn a_panicking_handler_answers_500_json_through_its_lambda() {
+    async fn boom() -> &'static str {
+        panic!("the handler failed")
+    }
+    fn panicking(_: AppState) -> Router {
+        Router::new().route("/api/v1/products", axum::routing::get(boom))
+    }
+    let app = TestApp::spawn().await;
+
+    let (status, body) = invoke(panicking, &app, &event("list-products", "prod", None, false, &[])).await;
+
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["code"], "internal_error", "{body}");
+}

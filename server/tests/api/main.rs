@@ -16,4 +16,5 @@ mod orders;
 mod process;
 mod products;
 mod registration_limits;
+mod soak;
 mod throttling;
