@@ -19,6 +19,7 @@ use common::outbox::SweepConfig;
 use common::queue::redis::RedisQueue;
 use common::queue::sqs::SqsQueue;
 use common::queue::{self, Consumer, Publisher, QueueConfig};
+use common::retention::RetentionConfig;
 use email_worker::{Worker, WorkerOptions};
 use futures_util::StreamExt;
 use gamestore::Pipeline;
@@ -67,7 +68,13 @@ fn fast_worker() -> WorkerOptions {
 }
 
 fn fast_sweep() -> SweepConfig {
-    SweepConfig { grace: Duration::from_millis(500), batch: 100, interval: Duration::from_millis(200) }
+    SweepConfig {
+        grace: Duration::from_millis(500),
+        redelivery_grace: Duration::from_secs(60),
+        batch: 100,
+        interval: Duration::from_millis(200),
+        retention: RetentionConfig::default(),
+    }
 }
 
 /// Polls `check` every 100 ms until it holds; fails the test after `limit`.
