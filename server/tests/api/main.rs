@@ -13,6 +13,7 @@ mod lambda_events;
 mod migrate;
 mod order_history;
 mod orders;
+mod outbox_recovery;
 mod process;
 mod products;
 mod throttling;
