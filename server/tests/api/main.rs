@@ -10,6 +10,7 @@ mod email;
 mod helpers;
 mod idempotency;
 mod lambda_events;
+mod mail_failures;
 mod migrate;
 mod order_history;
 mod orders;
