@@ -142,7 +142,8 @@ async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure(
     let publisher = RecordingPublisher::default();
     let report = outbox::sweep(app.pool(), &publisher, &sweep_now()).await.unwrap();
     assert_eq!(report.republished, 1);
-    assert_eq!(*publisher.0.lock().unwrap(), vec![outbox_id(&app, &bob).await]);
+    let bob_id = outbox_id(&app, &bob).await;
+    assert_eq!(*publisher.0.lock().unwrap(), vec![bob_id]);
 }
 
 #[tokio::test]
