@@ -67,7 +67,7 @@ impl Mailer for ScriptedMailer {
 
 /// A publisher that only records which outbox messages it was given.
 #[derive(Default)]
-struct RecordingPublisher(Mutex<Vec<i64>>);
+pub(crate) struct RecordingPublisher(Mutex<Vec<i64>>);
 
 #[async_trait]
 impl Publisher for RecordingPublisher {

@@ -17,4 +17,5 @@ mod orders;
 mod outbox_recovery;
 mod process;
 mod products;
+mod retention;
 mod throttling;
