@@ -31,7 +31,7 @@ impl RetentionConfig {
             period: Duration::try_from_secs_f64(days * 86_400.0).map_err(|err| {
                 crate::config::ConfigError::Invalid { name: "RETENTION_DAYS", reason: err.to_string() }
             })?,
-            batch: crate::env::parse_or("RETENTION_BATCH", 500)?,
+            batch: crate::env::parse_or::<i64>("RETENTION_BATCH", 500)?.max(1),
         })
     }
 }

@@ -17,6 +17,9 @@
 //!   visibility timeout): the second finds a fresh claim and backs off; no second mail.
 //! - A crash between 1 and 2 leaves a claim without a mail: the next delivery after the
 //!   lease takes it over and sends. Nothing lost.
+//! - A message the queue loses before step 3 (Redis restarted empty, a message deleted)
+//!   leaves its outbox row unsettled: the outbox sweeper republishes it after the
+//!   redelivery grace, and it is sent once, late. Step 3 settles the outbox row.
 //! - A crash between 2 and 3 (milliseconds) is the one window left: the mail went out but
 //!   is not recorded, and the next delivery after the lease sends it again. We chose this
 //!   side (at least once) over claim-and-never-retry (at most once), because a lost welcome
@@ -170,7 +173,9 @@ impl Worker {
             Err(_) => return Err(Failure::Transient(format!("sending took longer than {send_limit:?}"))),
         }
         if let Err(err) = self.record(id).await {
-            // Acknowledging anyway: reporting a failure would have the mail sent again.
+            // Acknowledging anyway: a redelivery would send it again at once. The outbox row
+            // stays unsettled, so the sweeper republishes it after the redelivery grace and it
+            // is sent a second time then: the at-least-once side of the crash window above.
             tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
         }
         tracing::info!(message_id = id, to = %to, "welcome mail sent");
