@@ -7,17 +7,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use common::outbox::{self, SweepConfig};
 use common::queue::sqs::SqsQueue;
 use common::queue::{self, Consumer, Publisher, QueueConfig};
+use email_worker::{Worker, WorkerOptions};
 use gamestore::Pipeline;
 use redis::AsyncCommands;
+use serde_json::json;
 
 use crate::email::{
     MailLog, address, delivery_rows, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue,
-    redis_url, register_ok, sqs_queues, stream_len,
+    redis_url, register_ok, sqs_fixture, sqs_queues, stream_len,
 };
 use crate::helpers::TestApp;
+use crate::mail_failures::RecordingPublisher;
 
 /// A Redis server of this test's own (no persistence), so the test can stop and restart it
 /// without touching the shared one. Stopped when dropped.
@@ -201,5 +205,32 @@ async fn a_message_deleted_from_the_sqs_queue_is_republished_and_sent_once() {
 
     assert_eq!(mails.count_to(&ann), 1);
     assert_eq!(mails.mails().len(), 1);
+    assert_eq!(delivery_rows(&app).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_mail_sent_by_the_previous_release_is_republished_once_then_settled_without_a_second_mail() {
+    // The previous release records the delivery but does not settle the outbox row: the
+    // sweeper republishes it once, and the worker, finding the mail sent, settles it.
+    let app = TestApp::spawn().await;
+    let ann = address("ann");
+    register_ok(&app, &ann).await;
+    let id: i64 = app.query_one("SELECT id FROM outbox", &[]).await;
+    let mut event = sqs_fixture();
+    event["Records"] = json!([event["Records"][0].clone()]);
+    event["Records"][0]["body"] = json!(json!({"id": id, "kind": "welcome_email", "payload": {"to": ann}}).to_string());
+    let event: SqsEvent = serde_json::from_value(event).unwrap();
+    let mails = MailLog::new();
+    let worker = Worker::new(app.pool().clone(), mails.mailer(), WorkerOptions::default());
+    assert!(worker.handle_sqs(event.clone()).await.batch_item_failures.is_empty());
+    app.query_one::<i64>("WITH u AS (UPDATE outbox SET settled_at = NULL RETURNING id) SELECT count(*) FROM u", &[])
+        .await;
+
+    let publisher = RecordingPublisher::default();
+    assert_eq!(outbox::sweep(app.pool(), &publisher, &sweep_now()).await.unwrap().republished, 1);
+    assert!(worker.handle_sqs(event).await.batch_item_failures.is_empty());
+    assert_eq!(settled(&app).await, 1);
+    assert_eq!(outbox::sweep(app.pool(), &publisher, &sweep_now()).await.unwrap().republished, 0);
+    assert_eq!(mails.count_to(&ann), 1);
     assert_eq!(delivery_rows(&app).await, (1, 1));
 }
