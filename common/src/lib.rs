@@ -14,6 +14,7 @@ pub mod lambda;
 pub mod mail;
 pub mod outbox;
 pub mod queue;
+pub mod retention;
 pub mod state;
 pub mod store;
 pub mod telemetry;

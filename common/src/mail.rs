@@ -12,6 +12,14 @@ use crate::env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
+    /// The mail service refused this mail for good (an invalid or rejected recipient, a
+    /// rejected message): sending it again would fail the same way. `code` is the service's
+    /// error code, safe to log; `reason` is its message, which may name the recipient, so it
+    /// goes to the delivery record, not to the log.
+    #[error("mail rejected: {code}")]
+    Rejected { code: String, reason: String },
+    /// Anything else (throttling, the service failing, a timeout, the network, our own
+    /// configuration): worth trying again later.
     #[error("sending mail failed: {0}")]
     Send(String),
     #[error("MAILER={0} needs a back-end this binary was built without (feature `ses`)")]
@@ -150,6 +158,8 @@ impl Mailer for LogMailer {
 pub mod ses {
     use async_trait::async_trait;
     use aws_sdk_ses::Client;
+    use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
+    use aws_sdk_ses::operation::send_email::SendEmailError;
     use aws_sdk_ses::types::{Body, Content, Destination, Message};
 
     use super::{Mail, MailError, Mailer};
@@ -188,9 +198,100 @@ pub mod ses {
                 .message(message)
                 .send()
                 .await
-                .map_err(|err| MailError::Send(format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err))))?;
+                .map_err(|err| classify(err, &self.from))?;
             tracing::info!(to = %mail.to, ses_message_id = sent.message_id(), "mail sent (SES)");
             Ok(())
+        }
+    }
+
+    /// A permanent failure for what only this mail can cause; everything else, transient.
+    fn classify(err: SdkError<SendEmailError>, sender: &str) -> MailError {
+        if let Some(service) = err.as_service_error()
+            && is_permanent(service, sender)
+        {
+            return MailError::Rejected {
+                code: service.code().unwrap_or_default().to_owned(),
+                reason: service.message().unwrap_or_default().to_owned(),
+            };
+        }
+        MailError::Send(format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err)))
+    }
+
+    /// Whether SES refused this mail for good. Only two answers are about the mail itself:
+    /// `MessageRejected` (a rejected recipient or message; in the sandbox, an unverified
+    /// recipient) and `InvalidParameterValue` (an address SES will not take). Both are also
+    /// what SES answers when our own sender is not verified or malformed, and then the
+    /// message names the sender: that is our configuration, fixed once for every mail, so
+    /// it is retried like the rest. So are the other modelled errors (account or
+    /// configuration set paused, MAIL FROM domain not verified: not the recipient's fault,
+    /// and every mail fails until an operator fixes it), throttling and quotas, 5xx,
+    /// credentials, timeouts and network errors: the mail goes to the dead-letter queue
+    /// after its retries, the sweeper republishes it later, and it is sent once the cause is
+    /// gone. When in doubt, retry: a retried mail costs a dead letter, a mail wrongly taken
+    /// for rejected is never sent.
+    pub fn is_permanent(err: &SendEmailError, sender: &str) -> bool {
+        let about_mail = err.is_message_rejected() || err.code() == Some("InvalidParameterValue");
+        let names_sender = err.message().is_some_and(|message| message.to_lowercase().contains(&sender.to_lowercase()));
+        about_mail && !names_sender
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use aws_sdk_ses::error::ErrorMetadata;
+        use aws_sdk_ses::types::error::{MailFromDomainNotVerifiedException, MessageRejected};
+
+        use super::*;
+
+        const SENDER: &str = "welcome@gamestore.example";
+
+        // As the SDK parses an error response: the code and message in the metadata, and
+        // the message in the modelled error too.
+        fn meta(code: &str, message: &str) -> ErrorMetadata {
+            ErrorMetadata::builder().code(code).message(message).build()
+        }
+
+        fn coded(code: &str, message: &str) -> SendEmailError {
+            SendEmailError::generic(meta(code, message))
+        }
+
+        fn rejected(message: &str) -> SendEmailError {
+            SendEmailError::MessageRejected(
+                MessageRejected::builder().message(message).meta(meta("MessageRejected", message)).build(),
+            )
+        }
+
+        #[test]
+        fn only_failures_of_this_mail_are_permanent() {
+            let permanent = [
+                rejected("Email address is not verified. The following identities failed the check: ann@example.com"),
+                rejected("Message rejected"),
+                coded("InvalidParameterValue", "Local address contains control or whitespace"),
+            ];
+            for err in &permanent {
+                assert!(is_permanent(err, SENDER), "{err:?}");
+            }
+            let transient = [
+                rejected(
+                    "Email address is not verified. The following identities failed the check: Welcome@GameStore.example",
+                ),
+                rejected("Email address not verified welcome@gamestore.example"),
+                coded("InvalidParameterValue", "Illegal address: welcome@gamestore.example"),
+                SendEmailError::MailFromDomainNotVerifiedException(
+                    MailFromDomainNotVerifiedException::builder()
+                        .message("MAIL FROM domain not verified")
+                        .meta(meta("MailFromDomainNotVerifiedException", "MAIL FROM domain not verified"))
+                        .build(),
+                ),
+                coded("AccountSendingPausedException", "sending paused"),
+                coded("Throttling", "Maximum sending rate exceeded."),
+                coded("Throttling", "Daily message quota exceeded."),
+                coded("ServiceUnavailable", "Service unavailable"),
+                coded("InternalFailure", "internal error"),
+                coded("AccessDenied", "not authorized to perform ses:SendEmail"),
+            ];
+            for err in &transient {
+                assert!(!is_permanent(err, SENDER), "{err:?}");
+            }
         }
     }
 }

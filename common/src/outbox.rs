@@ -1,6 +1,8 @@
 //! The transactional outbox: messages written in the same transaction as the change that
-//! causes them, published to the queue after commit, and republished by the sweeper when
-//! the queue never acknowledged them (a crash or a queue outage between commit and publish).
+//! causes them, published to the queue after commit, and republished by the sweeper until
+//! their mail is settled (sent, or rejected for good): when the queue never acknowledged
+//! them (a crash or a queue outage between commit and publish), and, after a longer grace,
+//! when it did but the mail never went out (a queue that lost the message).
 
 use std::time::Duration;
 
@@ -10,7 +12,8 @@ use tokio_postgres::GenericClient;
 
 use crate::error::AppError;
 use crate::queue::Publisher;
-use crate::store::{outbox as store, rate_limits};
+use crate::retention::{self, PurgeReport, RetentionConfig};
+use crate::store::outbox as store;
 
 /// The kind of the welcome-email message.
 pub const WELCOME_EMAIL: &str = "welcome_email";
@@ -78,25 +81,35 @@ pub async fn publish_committed(db: &Pool, publisher: &dyn Publisher, message: &O
     published
 }
 
-/// How the sweeper works: rows unacknowledged for longer than `grace` are republished,
-/// `batch` at a time.
+/// How the sweeper works: rows the queue has not acknowledged after `grace`, and rows it
+/// acknowledged whose mail is still unsettled after `redelivery_grace`, are republished,
+/// `batch` at a time; then the retention step deletes what is past its time.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     pub grace: Duration,
+    /// Longer than the queue may legitimately hold a message (SQS: 5 receives of a 180 s
+    /// visibility timeout; Redis: 5 claim timeouts of 60 s), so a message still being
+    /// retried is rarely published twice; when it is, the delivery record sends it once.
+    /// Applies from `grace` on: a shorter value acts as `grace`.
+    pub redelivery_grace: Duration,
     pub batch: i64,
     /// Pause between sweeps when run as a periodic task.
     pub interval: Duration,
+    pub retention: RetentionConfig,
 }
 
 impl SweepConfig {
     /// `OUTBOX_GRACE_SECONDS` (default 30: well above a normal publish, so the sweeper does
-    /// not race register's own publish), `OUTBOX_SWEEP_BATCH` (100) and
-    /// `OUTBOX_SWEEP_INTERVAL_SECONDS` (10, locally; in AWS the schedule decides).
+    /// not race register's own publish), `OUTBOX_REDELIVERY_GRACE_SECONDS` (900),
+    /// `OUTBOX_SWEEP_BATCH` (100), `OUTBOX_SWEEP_INTERVAL_SECONDS` (10, locally; in AWS the
+    /// schedule decides) and the retention settings ([`RetentionConfig::from_env`]).
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             grace: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_GRACE_SECONDS", 30.0)?),
+            redelivery_grace: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_REDELIVERY_GRACE_SECONDS", 900.0)?),
             batch: crate::env::parse_or("OUTBOX_SWEEP_BATCH", 100)?,
             interval: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_SWEEP_INTERVAL_SECONDS", 10.0)?),
+            retention: RetentionConfig::from_env()?,
         })
     }
 }
@@ -106,19 +119,22 @@ impl SweepConfig {
 pub struct SweepReport {
     pub republished: u64,
     pub failed: u64,
+    pub deleted: PurgeReport,
 }
 
 /// Most batches one sweep takes, so a sweep ends even while a queue outage keeps rows coming
 /// back (they do not: each taken row waits `grace` again), and within a Lambda timeout.
 const MAX_BATCHES_PER_SWEEP: usize = 50;
 
-/// Republishes every message the queue has not acknowledged after the grace period.
+/// Republishes every message whose mail is due and not settled (see [`SweepConfig`]), then
+/// deletes what is past retention.
 pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -> Result<SweepReport, AppError> {
     let mut report = SweepReport::default();
     for _ in 0..MAX_BATCHES_PER_SWEEP {
-        let messages = store::claim_unpublished(&**db.get().await?, config.grace, config.batch).await?;
+        let messages =
+            store::claim_due(&**db.get().await?, config.grace, config.redelivery_grace, config.batch).await?;
         for message in &messages {
-            tracing::info!(message_id = message.id, kind = %message.kind, "republishing unacknowledged outbox message");
+            tracing::info!(message_id = message.id, kind = %message.kind, "republishing unsettled outbox message");
             if publish_committed(db, publisher, message).await {
                 report.republished += 1;
             } else {
@@ -129,8 +145,7 @@ pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -
             break;
         }
     }
-    // Throttling counters past their window: an attacker's spray of subjects does not stay.
-    rate_limits::delete_expired(&**db.get().await?).await?;
+    report.deleted = retention::purge(db, &config.retention).await?;
     Ok(report)
 }
 
@@ -145,8 +160,8 @@ pub async fn run_sweeper(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         match sweep(&db, publisher.as_ref(), &config).await {
-            Ok(report) if report.republished + report.failed > 0 => {
-                tracing::info!(republished = report.republished, failed = report.failed, "outbox sweep");
+            Ok(report) if report != SweepReport::default() => {
+                tracing::info!(?report, "outbox sweep");
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "outbox sweep failed"),

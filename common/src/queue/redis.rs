@@ -88,7 +88,7 @@ impl RedisQueue {
     }
 
     /// Entries pending longer than the claim timeout, now ours, with their delivery counts.
-    async fn claim_stuck(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
+    async fn claim_stuck(&self, max: usize) -> Result<Vec<Delivery>, RedisError> {
         let mut conn = self.conn.clone();
         let min_idle = u64::try_from(self.claim_timeout.as_millis()).unwrap_or(u64::MAX);
         let reply: StreamAutoClaimReply = conn
@@ -120,12 +120,49 @@ impl RedisQueue {
             let delivery = delivery(entry, attempts);
             if attempts > self.max_attempts {
                 tracing::warn!(entry = %entry.id, attempts, "delivered too often; moving to the dead stream");
-                self.dead_letter(&delivery, "too many delivery attempts").await?;
+                self.dead_letter_pipe(&delivery, "too many delivery attempts").query_async::<()>(&mut conn).await?;
             } else {
                 deliveries.push(delivery);
             }
         }
         Ok(deliveries)
+    }
+
+    /// Stuck entries first, then new ones, `max` at most.
+    async fn read(&self, max: usize) -> Result<Vec<Delivery>, RedisError> {
+        let mut deliveries = self.claim_stuck(max).await?;
+        if deliveries.len() >= max {
+            return Ok(deliveries);
+        }
+        let mut conn = self.conn.clone();
+        let block = usize::try_from(self.wait.as_millis()).unwrap_or(usize::MAX).max(1);
+        let options =
+            StreamReadOptions::default().group(&self.group, &self.consumer).count(max - deliveries.len()).block(block);
+        let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            deliveries.extend(key.ids.iter().map(|entry| delivery(entry, 1)));
+        }
+        Ok(deliveries)
+    }
+
+    /// Moves `delivery` to the dead stream, in one transaction.
+    fn dead_letter_pipe(&self, delivery: &Delivery, reason: &str) -> redis::Pipeline {
+        let attempts = delivery.attempts.to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .xadd(
+                &self.dead_stream,
+                "*",
+                &[
+                    (BODY, delivery.body.as_str()),
+                    ("entry", delivery.id.as_str()),
+                    ("reason", reason),
+                    ("attempts", attempts.as_str()),
+                ],
+            )
+            .xack(&self.stream, &self.group, &[&delivery.handle])
+            .xdel(&self.stream, &[&delivery.handle]);
+        pipe
     }
 }
 
@@ -152,20 +189,18 @@ impl Publisher for RedisQueue {
 
 #[async_trait]
 impl Consumer for RedisQueue {
+    /// A Redis restarted without its data (no persistence, a failover to an empty replica)
+    /// has lost the stream and the group: recreate them and read on. What the stream held is
+    /// gone; the outbox sweeper republishes it (see `crate::outbox`).
     async fn receive(&self, max: usize) -> Result<Vec<Delivery>, QueueError> {
-        let mut deliveries = self.claim_stuck(max).await?;
-        if deliveries.len() >= max {
-            return Ok(deliveries);
+        match self.read(max).await {
+            Err(err) if err.code() == Some("NOGROUP") => {
+                tracing::warn!(stream = %self.stream, group = %self.group, "consumer group missing; recreating it");
+                self.ensure_group().await?;
+                Ok(self.read(max).await?)
+            }
+            read => Ok(read?),
         }
-        let mut conn = self.conn.clone();
-        let block = usize::try_from(self.wait.as_millis()).unwrap_or(usize::MAX).max(1);
-        let options =
-            StreamReadOptions::default().group(&self.group, &self.consumer).count(max - deliveries.len()).block(block);
-        let reply: Option<StreamReadReply> = conn.xread_options(&[&self.stream], &[">"], &options).await?;
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            deliveries.extend(key.ids.iter().map(|entry| delivery(entry, 1)));
-        }
-        Ok(deliveries)
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
@@ -181,23 +216,7 @@ impl Consumer for RedisQueue {
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
-        let attempts = delivery.attempts.to_string();
-        redis::pipe()
-            .atomic()
-            .xadd(
-                &self.dead_stream,
-                "*",
-                &[
-                    (BODY, delivery.body.as_str()),
-                    ("entry", delivery.id.as_str()),
-                    ("reason", reason),
-                    ("attempts", attempts.as_str()),
-                ],
-            )
-            .xack(&self.stream, &self.group, &[&delivery.handle])
-            .xdel(&self.stream, &[&delivery.handle])
-            .query_async::<()>(&mut conn)
-            .await?;
+        self.dead_letter_pipe(delivery, reason).query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }

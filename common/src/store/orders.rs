@@ -192,3 +192,16 @@ fn order_error(err: tokio_postgres::Error) -> AppError {
         _ => err.into(),
     }
 }
+
+/// Deletes up to `limit` idempotency keys past the 24 hours `place_order` honours them.
+pub async fn delete_expired_keys(db: &impl GenericClient, limit: i64) -> Result<u64, AppError> {
+    let deleted = db
+        .execute_typed(
+            "DELETE FROM idempotency_keys WHERE (user_id, key) IN ( \
+                SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - INTERVAL '24 hours' \
+                 ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            &[(&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(deleted)
+}

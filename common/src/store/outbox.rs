@@ -45,30 +45,38 @@ pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), AppE
     Ok(())
 }
 
-/// Takes up to `limit` messages the queue has not acknowledged whose last attempt is older
-/// than `grace`, and stamps them as attempted now: a lease, so another sweeper running at
-/// the same time skips them (`SKIP LOCKED`) and does not take them again before `grace`.
-pub async fn claim_unpublished(
+/// Takes up to `limit` messages whose mail is not settled (sent, or rejected for good) and
+/// whose last publish is older than `grace` (never acknowledged by the queue) or than
+/// `redelivery_grace` (acknowledged, then lost on the way or still unsent), and stamps them
+/// as attempted now: a lease, so another sweeper running at the same time skips them
+/// (`SKIP LOCKED`) and does not take them again before the grace has passed again.
+pub async fn claim_due(
     db: &impl GenericClient,
     grace: Duration,
+    redelivery_grace: Duration,
     limit: i64,
 ) -> Result<Vec<OutboxMessage>, AppError> {
-    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let rows = db
         .query_typed(
             "UPDATE outbox o SET last_attempt_at = now(), attempts = o.attempts + 1 \
               WHERE o.id IN ( \
                     SELECT id FROM outbox \
-                     WHERE published_at IS NULL \
+                     WHERE settled_at IS NULL \
                        AND last_attempt_at < now() - make_interval(secs => $1::BIGINT / 1000.0) \
+                       AND (published_at IS NULL \
+                            OR last_attempt_at < now() - make_interval(secs => $2::BIGINT / 1000.0)) \
                      ORDER BY last_attempt_at \
-                     LIMIT $2 \
+                     LIMIT $3 \
                      FOR UPDATE SKIP LOCKED) \
              RETURNING o.id, o.kind, o.payload::TEXT AS payload",
-            &[(&grace_ms, Type::INT8), (&limit, Type::INT8)],
+            &[(&millis(grace), Type::INT8), (&millis(redelivery_grace), Type::INT8), (&limit, Type::INT8)],
         )
         .await?;
     rows.iter().map(message).collect()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What [`claim_delivery`] found.
@@ -78,6 +86,8 @@ pub enum Claim {
     Acquired,
     /// The mail was sent already: a redelivery, nothing to send.
     AlreadySent,
+    /// The mail service refused the mail for good already: nothing to send.
+    AlreadyRejected,
     /// Another worker claimed it less than a lease ago and may be sending it right now.
     Held,
     /// No outbox message has this id.
@@ -85,21 +95,23 @@ pub enum Claim {
 }
 
 /// Claims the delivery of message `id` to `recipient`: inserts its delivery row, or takes
-/// over a claim older than `lease` whose mail was never recorded as sent (its worker died).
+/// over a claim older than `lease` whose mail was never settled (its worker died). A
+/// settled delivery also settles its outbox row, for rows the previous release settled
+/// without marking the outbox (see migration V5).
 pub async fn claim_delivery(
     db: &impl GenericClient,
     id: i64,
     recipient: &str,
     lease: Duration,
 ) -> Result<Claim, AppError> {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let claimed = db
         .query_typed(
             "INSERT INTO email_deliveries AS d (message_id, recipient) VALUES ($1, $2) \
              ON CONFLICT (message_id) DO UPDATE SET claimed_at = now(), attempts = d.attempts + 1 \
-              WHERE d.sent_at IS NULL AND d.claimed_at < now() - make_interval(secs => $3::BIGINT / 1000.0) \
+              WHERE d.sent_at IS NULL AND d.rejected_at IS NULL \
+                AND d.claimed_at < now() - make_interval(secs => $3::BIGINT / 1000.0) \
              RETURNING d.attempts",
-            &[(&id, Type::INT8), (&recipient, Type::TEXT), (&lease_ms, Type::INT8)],
+            &[(&id, Type::INT8), (&recipient, Type::TEXT), (&millis(lease), Type::INT8)],
         )
         .await;
     match claimed {
@@ -110,26 +122,74 @@ pub async fn claim_delivery(
     }
     let rows = db
         .query_typed(
-            "SELECT sent_at IS NOT NULL AS sent FROM email_deliveries WHERE message_id = $1",
+            "WITH d AS (SELECT sent_at, rejected_at FROM email_deliveries WHERE message_id = $1), \
+                  settled AS ( \
+                    UPDATE outbox o SET settled_at = coalesce(d.sent_at, d.rejected_at) FROM d \
+                     WHERE o.id = $1 AND o.settled_at IS NULL \
+                       AND coalesce(d.sent_at, d.rejected_at) IS NOT NULL) \
+             SELECT sent_at IS NOT NULL AS sent, rejected_at IS NOT NULL AS rejected FROM d",
             &[(&id, Type::INT8)],
         )
         .await?;
-    match rows.first().map(|row| row.try_get::<_, bool>("sent")).transpose()? {
-        Some(true) => Ok(Claim::AlreadySent),
+    let Some(row) = rows.first() else {
         // Gone between the two statements (its claim was released): try again later.
-        Some(false) | None => Ok(Claim::Held),
+        return Ok(Claim::Held);
+    };
+    match (row.try_get::<_, bool>("sent")?, row.try_get::<_, bool>("rejected")?) {
+        (true, _) => Ok(Claim::AlreadySent),
+        (false, true) => Ok(Claim::AlreadyRejected),
+        (false, false) => Ok(Claim::Held),
     }
 }
 
-/// Records that the mail of message `id` was sent.
+/// Records that the mail of message `id` was sent, which settles its outbox row.
 pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
-    db.execute_typed("UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1", &[(&id, Type::INT8)]).await?;
+    db.execute_typed(
+        "WITH d AS (UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1) \
+         UPDATE outbox SET settled_at = now() WHERE id = $1 AND settled_at IS NULL",
+        &[(&id, Type::INT8)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records that the mail service refused the mail of message `id` for good, and why; this
+/// settles its outbox row, so neither the queue nor the sweeper tries it again.
+pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Result<(), AppError> {
+    db.execute_typed(
+        "WITH d AS (UPDATE email_deliveries SET rejected_at = now(), failure = $2 \
+                     WHERE message_id = $1 AND sent_at IS NULL) \
+         UPDATE outbox SET settled_at = now() WHERE id = $1 AND settled_at IS NULL",
+        &[(&id, Type::INT8), (&reason, Type::TEXT)],
+    )
+    .await?;
     Ok(())
 }
 
 /// Gives up a claim after a failed send, so the next delivery may try at once.
 pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
-    db.execute_typed("DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL", &[(&id, Type::INT8)])
-        .await?;
+    db.execute_typed(
+        "DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL AND rejected_at IS NULL",
+        &[(&id, Type::INT8)],
+    )
+    .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` outbox rows settled before `older_than` ago, with their delivery
+/// records; an unsettled row is never deleted. Returns how many outbox rows went.
+pub async fn delete_settled(db: &impl GenericClient, older_than: Duration, limit: i64) -> Result<u64, AppError> {
+    // The delivery rows go first within the statement: the foreign key is checked at its end.
+    let deleted = db
+        .execute_typed(
+            "WITH doomed AS ( \
+                    SELECT id FROM outbox \
+                     WHERE settled_at < now() - make_interval(secs => $1::BIGINT / 1000.0) \
+                     ORDER BY settled_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                  deliveries AS (DELETE FROM email_deliveries WHERE message_id IN (SELECT id FROM doomed)) \
+             DELETE FROM outbox WHERE id IN (SELECT id FROM doomed)",
+            &[(&millis(older_than), Type::INT8), (&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(deleted)
 }

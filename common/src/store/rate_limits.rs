@@ -72,9 +72,9 @@ pub async fn forgive(db: &impl GenericClient, cleared: &Counter, wider: &[&Count
 
 /// Deletes the counters whose window has ended and returns how many. Rows a hit is using
 /// right now are skipped (the hit restarts their window), so this never waits on a login.
-pub async fn delete_expired(db: &impl GenericClient) -> Result<u64, AppError> {
+pub async fn delete_expired(db: &impl GenericClient, limit: i64) -> Result<u64, AppError> {
     const SQL: &str = "\
         DELETE FROM rate_limits WHERE subject IN \
-            (SELECT subject FROM rate_limits WHERE expires_at <= now() FOR UPDATE SKIP LOCKED)";
-    Ok(db.execute_typed(SQL, &[]).await?)
+            (SELECT subject FROM rate_limits WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)";
+    Ok(db.execute_typed(SQL, &[(&limit, Type::INT8)]).await?)
 }

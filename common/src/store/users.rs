@@ -188,3 +188,17 @@ pub async fn bind_registration_key(
     .await?;
     Ok(())
 }
+
+/// Deletes up to `limit` registration keys past the 24 hours [`claim_registration_key`]
+/// honours them.
+pub async fn delete_expired_registration_keys(db: &impl GenericClient, limit: i64) -> Result<u64, AppError> {
+    let deleted = db
+        .execute_typed(
+            "DELETE FROM registration_keys WHERE key IN ( \
+                SELECT key FROM registration_keys WHERE created_at < now() - INTERVAL '24 hours' \
+                 ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            &[(&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(deleted)
+}

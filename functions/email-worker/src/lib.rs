@@ -17,12 +17,21 @@
 //!   visibility timeout): the second finds a fresh claim and backs off; no second mail.
 //! - A crash between 1 and 2 leaves a claim without a mail: the next delivery after the
 //!   lease takes it over and sends. Nothing lost.
+//! - A message the queue loses before step 3 (Redis restarted empty, a message deleted)
+//!   leaves its outbox row unsettled: the outbox sweeper republishes it after the
+//!   redelivery grace, and it is sent once, late. Step 3 settles the outbox row.
 //! - A crash between 2 and 3 (milliseconds) is the one window left: the mail went out but
 //!   is not recorded, and the next delivery after the lease sends it again. We chose this
 //!   side (at least once) over claim-and-never-retry (at most once), because a lost welcome
 //!   mail cannot be noticed by anyone, while this duplicate needs a crash inside one
 //!   network call. A send that times out is the same case (outcome unknown): its claim is
 //!   kept, so the retry waits out the lease.
+//!
+//! A mail the mail service refuses for good (see [`MailError::Rejected`]) is recorded as
+//! rejected on its delivery row, with the service's reason, and acknowledged: a redelivery
+//! finds the record and sends nothing, and the outbox sweeper leaves it alone. Any other
+//! failure releases the claim and is retried (not acknowledged; on Lambda, listed in
+//! `batchItemFailures`) until the queue dead-letters it.
 //!
 //! Timeouts, in order: a send is cut off at 2/3 of the lease (the SDK's own operation
 //! timeout is 20 s); the lease (`DELIVERY_LEASE_MS`, default 30 s) is longer than that, so
@@ -36,7 +45,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::ConfigError;
 use common::domain::Email;
-use common::mail::{self, Mailer};
+use common::mail::{self, MailError, Mailer};
 use common::outbox::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use common::queue::{Consumer, Delivery};
 use common::store::outbox::{self as store, Claim};
@@ -93,12 +102,15 @@ pub enum Failure {
     Transient(String),
 }
 
-/// What handling a message did.
+/// What handling a message did. Each one settles the message: it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
     Sent,
     /// A redelivery of a mail already sent: nothing was sent.
     AlreadySent,
+    /// The mail service refused the mail for good (now or on an earlier delivery): it is
+    /// recorded on the delivery and never tried again.
+    Rejected,
 }
 
 fn transient(err: impl std::fmt::Display) -> Failure {
@@ -130,6 +142,10 @@ impl Worker {
                 tracing::info!(message_id = id, "welcome mail already sent; redelivery skipped");
                 return Ok(Handled::AlreadySent);
             }
+            Claim::AlreadyRejected => {
+                tracing::info!(message_id = id, "welcome mail rejected earlier; redelivery skipped");
+                return Ok(Handled::Rejected);
+            }
             Claim::Held => return Err(Failure::Held(id)),
             Claim::UnknownMessage => return Err(Failure::Malformed(format!("no outbox message has id {id}"))),
         }
@@ -139,6 +155,13 @@ impl Worker {
         let send_limit = self.options.lease.mul_f64(2.0 / 3.0);
         match tokio::time::timeout(send_limit, self.mailer.send(&mail::welcome(to.as_str()))).await {
             Ok(Ok(())) => {}
+            Ok(Err(MailError::Rejected { code, reason })) => {
+                // Settled: acknowledged rather than retried into the dead-letter queue. If it
+                // cannot be recorded, the retry is refused the same way and records it then.
+                self.reject(id, &format!("{code}: {reason}")).await.map_err(transient)?;
+                tracing::warn!(message_id = id, code, "welcome mail rejected for good; recorded, not retried");
+                return Ok(Handled::Rejected);
+            }
             Ok(Err(err)) => {
                 // Not sent: let the next delivery try at once rather than after the lease.
                 if let Err(release) = self.release(id).await {
@@ -150,7 +173,9 @@ impl Worker {
             Err(_) => return Err(Failure::Transient(format!("sending took longer than {send_limit:?}"))),
         }
         if let Err(err) = self.record(id).await {
-            // Acknowledging anyway: reporting a failure would have the mail sent again.
+            // Acknowledging anyway: a redelivery would send it again at once. The outbox row
+            // stays unsettled, so the sweeper republishes it after the redelivery grace and it
+            // is sent a second time then: the at-least-once side of the crash window above.
             tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
         }
         tracing::info!(message_id = id, to = %to, "welcome mail sent");
@@ -160,6 +185,11 @@ impl Worker {
     async fn record(&self, id: i64) -> Result<(), String> {
         let client = self.db.get().await.map_err(|e| e.to_string())?;
         store::mark_sent(&**client, id).await.map_err(|e| e.to_string())
+    }
+
+    async fn reject(&self, id: i64, reason: &str) -> Result<(), String> {
+        let client = self.db.get().await.map_err(|e| e.to_string())?;
+        store::mark_rejected(&**client, id, reason).await.map_err(|e| e.to_string())
     }
 
     async fn release(&self, id: i64) -> Result<(), String> {

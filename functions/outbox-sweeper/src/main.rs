@@ -1,5 +1,6 @@
 //! The outbox sweeper on Lambda, run by an EventBridge schedule (every minute): republishes
-//! the outbox messages the queue never acknowledged (see `common::outbox::sweep`). The pool
+//! the outbox messages whose mail is not settled, then deletes what is past retention (see
+//! `common::outbox::sweep`, `common::retention`). The pool
 //! is built on the first invocation (the database URL may come through the secrets
 //! extension, callable only in the INVOKE phase).
 
@@ -23,7 +24,7 @@ async fn main() -> Result<(), Error> {
         let pool =
             pool.get_or_try_init(|| async { Ok::<_, Error>(db::pool(&config::database_url().await?, 1)?) }).await?;
         let report: SweepReport = outbox::sweep(pool, publisher, sweep).await?;
-        tracing::info!(republished = report.republished, failed = report.failed, "outbox sweep done");
+        tracing::info!(republished = report.republished, failed = report.failed, deleted = ?report.deleted, "outbox sweep done");
         Ok::<_, Error>(report)
     }))
     .await

@@ -20,6 +20,7 @@ use common::outbox::SweepConfig;
 use common::queue::redis::RedisQueue;
 use common::queue::sqs::SqsQueue;
 use common::queue::{self, Consumer, Publisher, QueueConfig};
+use common::retention::RetentionConfig;
 use email_worker::{Worker, WorkerOptions};
 use futures_util::StreamExt;
 use gamestore::Pipeline;
@@ -32,28 +33,28 @@ use crate::helpers::{PASSWORD, TestApp};
 
 // ---------------------------------------------------------------- set-up helpers
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL")
         .unwrap_or_else(|_| panic!("TEST_REDIS_URL is not set: run `make test`, or point it at a Redis 7"))
 }
 
-fn localstack_url() -> String {
+pub(crate) fn localstack_url() -> String {
     std::env::var("TEST_LOCALSTACK_URL")
         .unwrap_or_else(|_| panic!("TEST_LOCALSTACK_URL is not set: run `make test` (it starts LocalStack)"))
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn address(prefix: &str) -> String {
+pub(crate) fn address(prefix: &str) -> String {
     format!("{}@example.com", unique(prefix))
 }
 
 /// A Redis queue of this test's own: its stream, short timeouts. The claim timeout stays
 /// above the worker's lease (see [`fast_worker`]), as in production: a competing worker
 /// must wait for a slow send rather than take the message over.
-fn redis_queue(url: &str) -> QueueConfig {
+pub(crate) fn redis_queue(url: &str) -> QueueConfig {
     QueueConfig {
         stream: unique("test-stream"),
         claim_timeout: Duration::from_secs(3),
@@ -63,16 +64,22 @@ fn redis_queue(url: &str) -> QueueConfig {
 }
 
 /// Timeouts kept in their production order (send < lease < claim timeout), scaled down.
-fn fast_worker() -> WorkerOptions {
+pub(crate) fn fast_worker() -> WorkerOptions {
     WorkerOptions { lease: Duration::from_secs(2), ..WorkerOptions::default() }
 }
 
-fn fast_sweep() -> SweepConfig {
-    SweepConfig { grace: Duration::from_millis(500), batch: 100, interval: Duration::from_millis(200) }
+pub(crate) fn fast_sweep() -> SweepConfig {
+    SweepConfig {
+        grace: Duration::from_millis(500),
+        redelivery_grace: Duration::from_secs(60),
+        batch: 100,
+        interval: Duration::from_millis(200),
+        retention: RetentionConfig::default(),
+    }
 }
 
 /// Polls `check` every 100 ms until it holds; fails the test after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -85,18 +92,18 @@ where
 }
 
 /// The log mailer's JSON lines file of this test: counts mails across processes.
-struct MailLog(PathBuf);
+pub(crate) struct MailLog(PathBuf);
 
 impl MailLog {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(std::env::temp_dir().join(format!("{}.jsonl", unique("gamestore-mail"))))
     }
 
-    fn mailer(&self) -> Arc<dyn Mailer> {
+    pub(crate) fn mailer(&self) -> Arc<dyn Mailer> {
         Arc::new(LogMailer { file: Some(self.0.clone()) })
     }
 
-    fn mails(&self) -> Vec<Value> {
+    pub(crate) fn mails(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.0)
             .unwrap_or_default()
             .lines()
@@ -104,7 +111,7 @@ impl MailLog {
             .collect()
     }
 
-    fn count_to(&self, to: &str) -> usize {
+    pub(crate) fn count_to(&self, to: &str) -> usize {
         self.mails().iter().filter(|m| m["to"] == to).count()
     }
 }
@@ -132,12 +139,12 @@ impl Mailer for FailingMailer {
     }
 }
 
-async fn register_ok(app: &TestApp, email: &str) {
+pub(crate) async fn register_ok(app: &TestApp, email: &str) {
     let response = app.register(email, PASSWORD).await;
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
 }
 
-async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
         .expect("redis url")
         .get_multiplexed_async_connection()
@@ -146,16 +153,16 @@ async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 /// Entries delivered to the group and not acknowledged.
-async fn pending(conn: &mut redis::aio::MultiplexedConnection, queue: &QueueConfig) -> usize {
+pub(crate) async fn pending(conn: &mut redis::aio::MultiplexedConnection, queue: &QueueConfig) -> usize {
     let reply: redis::streams::StreamPendingReply = conn.xpending(&queue.stream, &queue.group).await.expect("XPENDING");
     reply.count()
 }
 
-async fn stream_len(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> usize {
+pub(crate) async fn stream_len(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> usize {
     conn.xlen(stream).await.expect("XLEN")
 }
 
-async fn delivery_rows(app: &TestApp) -> (i64, i64) {
+pub(crate) async fn delivery_rows(app: &TestApp) -> (i64, i64) {
     let sent: i64 = app.query_one("SELECT count(*) FROM email_deliveries WHERE sent_at IS NOT NULL", &[]).await;
     (app.count("email_deliveries").await, sent)
 }
@@ -486,7 +493,7 @@ async fn a_burst_of_200_registrations_sends_200_mails_once_each() {
 
 // ---------------------------------------------------------------- the Lambda adapter
 
-fn sqs_fixture() -> Value {
+pub(crate) fn sqs_fixture() -> Value {
     let path = format!("{}/../events/email-worker-sqs.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
@@ -539,7 +546,7 @@ async fn sqs_batch_reports_exactly_the_failed_messages() {
 // ---------------------------------------------------------------- SQS and SES on LocalStack
 
 /// A queue and its DLQ of this test's own on LocalStack (redrive after `max_receives`).
-async fn sqs_queues(client: &aws_sdk_sqs::Client, visibility: u32, max_receives: u32) -> (String, String) {
+pub(crate) async fn sqs_queues(client: &aws_sdk_sqs::Client, visibility: u32, max_receives: u32) -> (String, String) {
     let name = unique("test-welcome");
     let dlq =
         client.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create DLQ").queue_url.unwrap();
@@ -576,7 +583,7 @@ async fn http_get_json(url: &str) -> Value {
 }
 
 /// The mails LocalStack's SES accepted for `to`.
-async fn ses_mails_to(to: &str) -> Vec<Value> {
+pub(crate) async fn ses_mails_to(to: &str) -> Vec<Value> {
     let all = http_get_json(&format!("{}/_aws/ses", localstack_url())).await;
     all["messages"]
         .as_array()
