@@ -47,6 +47,12 @@ pub enum AppError {
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
 
+    /// The connection was lost while an order was being placed: it may have committed. Not
+    /// 503, whose `Retry-After` invites a blind retry that could buy twice.
+    #[error(
+        "The order may or may not have been placed: retry with the same Idempotency-Key, or check your orders before ordering again"
+    )]
+    CommitUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database (or pool) cannot be reached; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -89,6 +95,7 @@ impl AppError {
             Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
                 StatusCode::CONFLICT
             }
+            Self::CommitUnknown(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +121,7 @@ impl AppError {
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::CommitUnknown(_) => "commit_unknown",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -124,7 +132,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Internal(cause) => tracing::error!(error = %self, cause = %cause, "request failed"),
+            Self::Internal(cause) | Self::CommitUnknown(cause) => {
+                tracing::error!(error = %self, cause = %cause, "request failed")
+            }
             Self::Unavailable(cause) => tracing::warn!(error = %self, cause = %cause, "request failed"),
             _ => tracing::debug!(error = %self, status = status.as_u16(), "request rejected"),
         }

@@ -114,6 +114,12 @@ impl TestApp {
         Self::spawn_on(self.database_url.clone(), self.state.publisher.clone()).await
     }
 
+    /// A second server process on this app's database that reaches it through
+    /// `database_url` (a proxy in front of the same server, say).
+    pub async fn sibling_via(&self, database_url: String) -> Self {
+        Self::spawn_on(database_url, self.state.publisher.clone()).await
+    }
+
     async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>) -> Self {
         let config = Config {
             database_url: database_url.clone(),
@@ -230,6 +236,28 @@ impl TestApp {
     pub async fn split(&self, product_id: i64) {
         let buckets: i32 = self.query_one("SELECT split_stock($1, 16)", &[&product_id]).await;
         assert_eq!(buckets, 16);
+    }
+
+    /// Deadlocks Postgres detected in this test's database so far, counting those of every
+    /// connection the `pools` hold: each of them flushes its statistics first (a backend
+    /// flushes them on its own only about once a second).
+    pub async fn deadlocks(&self, pools: &[&Pool]) -> i64 {
+        for pool in pools {
+            let mut connections = Vec::new();
+            for _ in 0..pool.status().max_size {
+                connections.push(pool.get().await.expect("connection"));
+            }
+            for connection in &connections {
+                // Takes effect when the backend goes idle, before this statement is answered.
+                connection.execute("SELECT pg_stat_force_next_flush()", &[]).await.expect("flush statistics");
+            }
+        }
+        let direct = connect(&self.database_url).await;
+        direct
+            .query_one("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", &[])
+            .await
+            .expect("deadlock count")
+            .get(0)
     }
 
     pub async fn buckets(&self, product_id: i64) -> i64 {
