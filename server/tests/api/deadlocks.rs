@@ -1,4 +1,4 @@
-//! Multi-unit orders racing for a split product that runs low: the fallback after a failed
+//! Multi-unit orders racing for split products that run low: the fallback after a failed
 //! bucket never deadlocks (Postgres counts none), nothing fails, nothing is oversold.
 
 use std::future::Future;
@@ -27,27 +27,33 @@ fn quantity(buyer: usize, nth: usize) -> i64 {
     3 + ((buyer * 5 + nth * 3) % 7) as i64
 }
 
-/// One round: a fresh split product, every buyer ordering until it hears "out of stock".
-/// Returns the failures; asserts that sold + left is the initial stock and that nobody was
-/// refused while enough units were left.
-async fn round<F, Fut>(app: &TestApp, name: &str, place: Arc<F>) -> Vec<String>
+/// One round: `lines` fresh split products, every buyer ordering the same quantity of each
+/// (one order, all lines) until it hears "out of stock". Returns the failures; asserts that
+/// sold + left is the initial stock of each product and that nobody was refused while
+/// enough units were left.
+async fn round<F, Fut>(app: &TestApp, name: &str, lines: usize, place: Arc<F>) -> Vec<String>
 where
-    F: Fn(usize, i64, i64) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, Arc<Vec<i64>>, i64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send,
 {
-    let product = app.product(name, 10, STOCK).await;
-    app.split(product).await;
+    let mut products = Vec::new();
+    for line in 0..lines {
+        let product = app.product(&format!("{name}-{line}"), 10, STOCK).await;
+        app.split(product).await;
+        products.push(product);
+    }
+    let products = Arc::new(products);
     let barrier = Arc::new(tokio::sync::Barrier::new(BUYERS));
     let buyers: Vec<_> = (0..BUYERS)
         .map(|buyer| {
-            let (place, barrier) = (place.clone(), barrier.clone());
+            let (place, barrier, products) = (place.clone(), barrier.clone(), products.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
                 let (mut sold, mut failures) = (0, Vec::new());
                 let mut nth = 0;
                 loop {
                     let quantity = quantity(buyer, nth);
-                    match place(buyer, product, quantity).await {
+                    match place(buyer, products.clone(), quantity).await {
                         Outcome::Placed => sold += quantity,
                         Outcome::OutOfStock => return (sold, quantity, failures),
                         Outcome::Failed(why) => failures.push(why),
@@ -64,13 +70,17 @@ where
         refused.push(last);
         failures.extend(failed);
     }
-    let left = app.stock(product).await;
-    assert_eq!(sold + left, STOCK, "{name}: sold {sold}, left {left}");
-    assert!(refused.iter().all(|&q| q > left), "{name}: refused {refused:?} with {left} left");
-    let recorded: i64 = app
-        .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
-        .await;
-    assert_eq!(recorded, sold, "{name}");
+    let mut least_left = STOCK;
+    for &product in products.iter() {
+        let left = app.stock(product).await;
+        assert_eq!(sold + left, STOCK, "{name}: product {product} sold {sold}, left {left}");
+        let recorded: i64 = app
+            .query_one("SELECT coalesce(sum(quantity), 0)::BIGINT FROM order_items WHERE product_id = $1", &[&product])
+            .await;
+        assert_eq!(recorded, sold, "{name}: product {product}");
+        least_left = least_left.min(left);
+    }
+    assert!(refused.iter().all(|&q| q > least_left), "{name}: refused {refused:?} with {least_left} left");
     failures
 }
 
@@ -91,14 +101,17 @@ async fn orders_for_a_product_running_low_never_deadlock() {
     }
     let place = Arc::new({
         let pool = pool.clone();
-        move |buyer: usize, product: i64, quantity: i64| {
+        move |buyer: usize, products: Arc<Vec<i64>>, quantity: i64| {
             let (pool, user) = (pool.clone(), users[buyer]);
             async move {
-                let line = Line {
-                    product_id: ProductId::parse(product).expect("product id"),
-                    quantity: Quantity::parse(quantity).expect("quantity"),
-                };
-                match orders::place(&pool, user, &[line], None).await {
+                let lines: Vec<Line> = products
+                    .iter()
+                    .map(|&product| Line {
+                        product_id: ProductId::parse(product).expect("product id"),
+                        quantity: Quantity::parse(quantity).expect("quantity"),
+                    })
+                    .collect();
+                match orders::place(&pool, user, &lines, None).await {
                     Ok(_) => Outcome::Placed,
                     Err(AppError::OutOfStock { .. }) => Outcome::OutOfStock,
                     Err(other) => Outcome::Failed(other.to_string()),
@@ -109,7 +122,11 @@ async fn orders_for_a_product_running_low_never_deadlock() {
 
     let mut failures = Vec::new();
     for round_no in 0..8 {
-        failures.extend(round(&app, &format!("LOW-STORE-{round_no}"), place.clone()).await);
+        failures.extend(round(&app, &format!("LOW-STORE-{round_no}"), 1, place.clone()).await);
+    }
+    // Carts of two such products: each line goes through take_stock, not the inlined try.
+    for round_no in 0..4 {
+        failures.extend(round(&app, &format!("LOW-CART-{round_no}"), 2, place.clone()).await);
     }
 
     let deadlocks = app.deadlocks(&[&pool]).await;
@@ -128,10 +145,10 @@ async fn buyers_of_a_product_running_low_never_get_a_server_error() {
     }
     let place = Arc::new({
         let servers = servers.clone();
-        move |buyer: usize, product: i64, quantity: i64| {
+        move |buyer: usize, products: Arc<Vec<i64>>, quantity: i64| {
             let (servers, token) = (servers.clone(), tokens[buyer].clone());
             async move {
-                let body = json!({"product_id": product, "quantity": quantity});
+                let body = json!({"product_id": products[0], "quantity": quantity});
                 let response = servers[buyer % servers.len()].post("/api/v1/orders", &body, Some(&token)).await;
                 match (response.status, response.code()) {
                     (StatusCode::CREATED, _) => Outcome::Placed,
@@ -144,7 +161,7 @@ async fn buyers_of_a_product_running_low_never_get_a_server_error() {
 
     let mut failures = Vec::new();
     for round_no in 0..12 {
-        failures.extend(round(&app, &format!("LOW-HTTP-{round_no}"), place.clone()).await);
+        failures.extend(round(&app, &format!("LOW-HTTP-{round_no}"), 1, place.clone()).await);
     }
 
     let deadlocks = app.deadlocks(&servers.iter().map(TestApp::pool).collect::<Vec<_>>()).await;
