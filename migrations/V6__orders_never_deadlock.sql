@@ -6,7 +6,7 @@
 -- a second random one, then every bucket in bucket order. Two orders each holding the
 -- bucket the other waited for deadlocked, and Postgres broke the cycle only after
 -- deadlock_timeout (1 s). With pgbench (48 clients ordering 3-9 units of one product split
--- into 16 buckets of 12) a third to a half of the attempts ended that way (README, Deadlocks).
+-- into 16 buckets of 12, bench/low-stock) a third to a half of the attempts ended that way.
 --
 -- Now an order that holds any bucket out of bucket order never waits for another bucket of
 -- that product: after the first attempt it takes only buckets nobody holds (SKIP LOCKED);
