@@ -17,9 +17,9 @@ db="${PGURL%/*}/orders_low_stock"
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 psql -c "DROP DATABASE IF EXISTS orders_low_stock" -c "CREATE DATABASE orders_low_stock" "$PGURL"
-for file in $(ls "$here"/../../migrations/V*__*.sql | sort -V); do
+printf '%s\n' "$here"/../../migrations/V*__*.sql | sort -V | while read -r file; do
   version=${file##*/V}
-  [ "${version%%__*}" -le "$UPTO" ] && psql -f "$file" "$db"
+  if [ "${version%%__*}" -le "$UPTO" ]; then psql -f "$file" "$db"; fi
 done
 psql -f "$here/setup.sql" "$db"
 for _ in $(seq "$RUNS"); do
