@@ -49,6 +49,12 @@ pub enum AppError {
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
 
+    /// The connection was lost while an order was being placed: it may have committed. Not
+    /// 503, whose `Retry-After` invites a blind retry that could buy twice.
+    #[error(
+        "The order may or may not have been placed: retry with the same Idempotency-Key, or check your orders before ordering again"
+    )]
+    CommitUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The database (or pool) cannot be reached; the client may retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -91,6 +97,7 @@ impl AppError {
             Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
                 StatusCode::CONFLICT
             }
+            Self::CommitUnknown(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,6 +124,7 @@ impl AppError {
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::CommitUnknown(_) => "commit_unknown",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -127,7 +135,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Internal(cause) => tracing::error!(error = %self, cause = %cause, "request failed"),
+            Self::Internal(cause) | Self::CommitUnknown(cause) => {
+                tracing::error!(error = %self, cause = %cause, "request failed")
+            }
             Self::Unavailable(cause) => tracing::warn!(error = %self, cause = %cause, "request failed"),
             _ => tracing::debug!(error = %self, status = status.as_u16(), "request rejected"),
         }

@@ -1,7 +1,7 @@
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
@@ -42,8 +42,10 @@ pub struct Item {
     pub line_total: i64,
 }
 
-/// How often an order is retried when Postgres aborts it for a serialization failure or
-/// a deadlock; neither should happen with ordered locking, so this is a safety net.
+/// How often an order is tried. `place_order` first takes stock without ever waiting while
+/// it holds a bucket out of order, and answers 40001 when only buckets other orders hold
+/// could cover a line; the retry locks buckets in order. A deadlock (40P01) should no longer
+/// happen; it is retried the same way, as a safety net.
 const ATTEMPTS: usize = 3;
 
 /// A placed order, and whether it was replayed for a repeated idempotency key.
@@ -57,7 +59,8 @@ pub struct Placed {
 /// product is [`AppError::ProductNotFound`], too little stock [`AppError::OutOfStock`],
 /// and in both cases nothing is written. With an idempotency key seen in the last 24 h
 /// the first order comes back instead, or [`AppError::IdempotencyKeyReused`] when that
-/// key was used for a different request.
+/// key was used for a different request. When the connection is lost once the statement
+/// was sent, the order may have committed: [`AppError::CommitUnknown`].
 pub async fn place(
     pool: &Pool,
     user: UserId,
@@ -73,26 +76,37 @@ pub async fn place(
     let key = key.map(IdempotencyKey::as_str);
     let client = pool.get().await?;
     let mut attempt = 1;
+    let mut in_order = false;
     let rows = loop {
         let result = client
             .query_typed(
-                "SELECT * FROM place_order($1, $2, $3, $4, $5)",
+                "SELECT * FROM place_order($1, $2, $3, $4, $5, $6)",
                 &[
                     (&user.get(), Type::INT8),
                     (&product_ids, Type::INT8_ARRAY),
                     (&quantities, Type::INT4_ARRAY),
                     (&key, Type::TEXT),
                     (&fingerprint, Type::TEXT),
+                    (&in_order, Type::BOOL),
                 ],
             )
             .await;
         match result {
             Ok(rows) => break rows,
             Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
-                tracing::warn!(attempt, error = %err, "order aborted by the database, retrying");
+                tracing::info!(attempt, error = %err, "order rolled back by the database, retrying with ordered locks");
                 attempt += 1;
+                in_order = true;
             }
-            Err(err) => return Err(order_error(err)),
+            Err(err) => {
+                let error = order_error(err);
+                if matches!(error, AppError::CommitUnknown(_)) {
+                    // The connection is dead, though it may not know yet: keep it out of the
+                    // pool, or the next request fails on it.
+                    drop(deadpool_postgres::Object::take(client));
+                }
+                return Err(error);
+            }
         }
     };
     let replayed = rows.first().map(|row| row.try_get("replayed")).transpose()?.unwrap_or(false);
@@ -180,8 +194,13 @@ fn is_transient(err: &tokio_postgres::Error) -> bool {
 }
 
 /// Maps the SQLSTATEs `place_order` raises: GS404 and GS409 (product id in DETAIL), GS422.
+/// An ERROR answer means the statement was rolled back. Anything else once it was sent (the
+/// connection closed, the backend ended with FATAL or PANIC) may have come after the commit.
 fn order_error(err: tokio_postgres::Error) -> AppError {
-    let Some(db) = err.as_db_error() else { return err.into() };
+    let Some(db) = err.as_db_error() else { return AppError::CommitUnknown(Box::new(err)) };
+    if matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic)) {
+        return AppError::CommitUnknown(Box::new(err));
+    }
     let product_id = || db.detail().and_then(|d| d.parse().ok()).unwrap_or_default();
     match db.code().code() {
         "GS404" => AppError::ProductNotFound { product_id: product_id() },

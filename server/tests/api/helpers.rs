@@ -116,7 +116,7 @@ impl TestApp {
 
     /// A second server process on the same database, as another Lambda instance would be.
     pub async fn sibling(&self) -> Self {
-        Self::spawn_on(self.database_url.clone(), self.state.publisher.clone(), self.state.limits).await
+        self.sibling_via(self.database_url.clone()).await
     }
 
     /// This app as a client connecting from `ip` sees it (on Linux every 127.x.y.z is a
@@ -126,6 +126,12 @@ impl TestApp {
         connector.set_local_address(Some(IpAddr::from(ip)));
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Self { address: self.address, state: self.state.clone(), database_url: self.database_url.clone(), client }
+    }
+
+    /// A second server process on this app's database that reaches it through
+    /// `database_url` (a proxy in front of the same server, say).
+    pub async fn sibling_via(&self, database_url: String) -> Self {
+        Self::spawn_on(database_url, self.state.publisher.clone(), self.state.limits).await
     }
 
     async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
@@ -245,6 +251,28 @@ impl TestApp {
     pub async fn split(&self, product_id: i64) {
         let buckets: i32 = self.query_one("SELECT split_stock($1, 16)", &[&product_id]).await;
         assert_eq!(buckets, 16);
+    }
+
+    /// Deadlocks Postgres detected in this test's database so far, counting those of every
+    /// connection the `pools` hold: each of them flushes its statistics first (a backend
+    /// flushes them on its own only about once a second).
+    pub async fn deadlocks(&self, pools: &[&Pool]) -> i64 {
+        for pool in pools {
+            let mut connections = Vec::new();
+            for _ in 0..pool.status().max_size {
+                connections.push(pool.get().await.expect("connection"));
+            }
+            for connection in &connections {
+                // Takes effect when the backend goes idle, before this statement is answered.
+                connection.execute("SELECT pg_stat_force_next_flush()", &[]).await.expect("flush statistics");
+            }
+        }
+        let direct = connect(&self.database_url).await;
+        direct
+            .query_one("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", &[])
+            .await
+            .expect("deadlock count")
+            .get(0)
     }
 
     pub async fn buckets(&self, product_id: i64) -> i64 {

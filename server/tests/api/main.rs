@@ -6,6 +6,8 @@
 mod auth;
 mod bad_input;
 mod carts;
+mod commit_unknown;
+mod deadlocks;
 mod email;
 mod helpers;
 mod idempotency;

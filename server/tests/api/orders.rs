@@ -209,7 +209,8 @@ async fn a_contended_product_is_split_and_the_stock_adds_up() {
     });
     // The order must queue behind the lock rather than answer.
     let waiting_sql =
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%place_order%'";
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE '%place_order%'";
     let mut waited = false;
     for _ in 0..100 {
         if app.query_one::<i64>(waiting_sql, &[]).await == 1 {
