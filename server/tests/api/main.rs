@@ -20,6 +20,6 @@ mod outbox_recovery;
 mod process;
 mod products;
 mod registration_limits;
-mod soak;
 mod retention;
+mod soak;
 mod throttling;

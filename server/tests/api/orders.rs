@@ -208,8 +208,7 @@ async fn a_contended_product_is_split_and_the_stock_adds_up() {
         async move { app.post("/api/v1/orders", &json!({"product_id": product}), Some(&user)).await }
     });
     // The order must queue behind the lock rather than answer.
-    let waiting_sql =
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+    let waiting_sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
          AND wait_event_type = 'Lock' AND query LIKE '%place_order%'";
     let mut waited = false;
     for _ in 0..100 {

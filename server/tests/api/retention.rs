@@ -95,9 +95,9 @@ async fn a_sweep_deletes_what_is_past_retention_in_bounded_batches_and_keeps_the
         ..fast_sweep()
     };
     let first = outbox::sweep(app.pool(), &publisher, &config).await.unwrap();
-    assert_eq!(first.deleted, PurgeReport { idempotency_keys: 20, registration_keys: 1, outbox: 2 });
+    assert_eq!(first.deleted, PurgeReport { idempotency_keys: 20, registration_keys: 1, outbox: 2, rate_limits: 0 });
     let second = outbox::sweep(app.pool(), &publisher, &config).await.unwrap();
-    assert_eq!(second.deleted, PurgeReport { idempotency_keys: 5, registration_keys: 0, outbox: 0 });
+    assert_eq!(second.deleted, PurgeReport { idempotency_keys: 5, registration_keys: 0, outbox: 0, rate_limits: 0 });
 
     let keys: Vec<String> = {
         let client = app.pool().get().await.unwrap();

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::Limits;
-use common::outbox::{self, OutboxMessage, SweepConfig};
+use common::outbox::{self, OutboxMessage};
 use common::queue::{Publisher, QueueError};
 use http::StatusCode;
 
+use crate::email::fast_sweep;
 use crate::helpers::{PASSWORD, TestApp, TestResponse};
 
 fn retry_after(response: &TestResponse) -> u64 {
@@ -262,8 +263,7 @@ async fn the_sweeper_deletes_counters_past_their_window() {
     // Pair, account and network: the network's window restarted with the last attempt.
     assert_eq!(app.count("rate_limits").await, 4 * 2 + 3);
 
-    let sweep = SweepConfig { grace: Duration::from_secs(30), batch: 10, interval: Duration::from_secs(1) };
-    outbox::sweep(app.pool(), &NoQueue, &sweep).await.expect("sweep");
+    outbox::sweep(app.pool(), &NoQueue, &fast_sweep()).await.expect("sweep");
 
     let left: Vec<String> = app
         .pool()
