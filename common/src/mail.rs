@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::config::ConfigError;
+use crate::domain::Masked;
 use crate::env;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +19,23 @@ pub enum MailError {
     Unsupported(String),
 }
 
-/// A mail with a plain-text and an HTML body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A mail with a plain-text and an HTML body. `Debug` masks the recipient and leaves the
+/// bodies out: they name the recipient and may one day carry a link with a token.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Mail {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &Masked::new(&self.to))
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
@@ -125,7 +136,8 @@ pub struct LogMailer {
 #[async_trait]
 impl Mailer for LogMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        tracing::info!(to = %mail.to, subject = %mail.subject, text = %mail.text, "mail sent (log mailer)");
+        // Not the text: it names the recipient (`MAIL_LOG` has the whole mail).
+        tracing::info!(to = %Masked::new(&mail.to), subject = %mail.subject, "mail sent (log mailer)");
         if let Some(path) = &self.file {
             let mut line = serde_json::to_string(mail).map_err(|err| MailError::Send(err.to_string()))?;
             line.push('\n');
@@ -189,7 +201,7 @@ pub mod ses {
                 .send()
                 .await
                 .map_err(|err| MailError::Send(format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err))))?;
-            tracing::info!(to = %mail.to, ses_message_id = sent.message_id(), "mail sent (SES)");
+            tracing::info!(to = %crate::domain::Masked::new(&mail.to), ses_message_id = sent.message_id(), "mail sent (SES)");
             Ok(())
         }
     }

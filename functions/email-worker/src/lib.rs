@@ -153,7 +153,7 @@ impl Worker {
             // Acknowledging anyway: reporting a failure would have the mail sent again.
             tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
         }
-        tracing::info!(message_id = id, to = %to, "welcome mail sent");
+        tracing::info!(message_id = id, to = %to.masked(), "welcome mail sent");
         Ok(Handled::Sent)
     }
 

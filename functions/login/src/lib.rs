@@ -44,7 +44,7 @@ async fn login(
 ) -> Result<Json<Token>, AppError> {
     let email = required("email", body.email, Email::parse)?;
     let password = required("password", body.password, Ok)?;
-    let by_email = Subject { key: format!("email:{email}"), max_failures: MAX_FAILURES_PER_EMAIL };
+    let by_email = Subject { key: format!("email:{}", email.as_str()), max_failures: MAX_FAILURES_PER_EMAIL };
     let mut subjects = vec![by_email];
     if let Some(ip) = ip {
         subjects.push(Subject { key: format!("ip:{ip}"), max_failures: MAX_FAILURES_PER_ADDRESS });
