@@ -3,6 +3,7 @@
 //! database), plus the Lambda entry points fed API Gateway events. One test binary, so it
 //! links once.
 
+mod addresses;
 mod auth;
 mod bad_input;
 mod carts;
