@@ -11,6 +11,7 @@ mod email;
 mod helpers;
 mod idempotency;
 mod lambda_events;
+mod logs;
 mod migrate;
 mod order_history;
 mod orders;
