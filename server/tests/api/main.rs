@@ -10,6 +10,7 @@ mod carts;
 mod email;
 mod helpers;
 mod idempotency;
+mod json_numbers;
 mod lambda_events;
 mod logs;
 mod migrate;
