@@ -8,6 +8,7 @@ use serde::Deserializer;
 use serde::de::{self, DeserializeOwned, Unexpected};
 
 use super::BODY_LIMIT;
+use crate::domain::integral;
 use crate::error::AppError;
 
 /// A JSON request body. Wrong content type is 415, too large 413, unparsable JSON 400
@@ -100,13 +101,7 @@ pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>
         }
 
         fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
-            // i64::MIN and 2^63 are exact as f64; every integral f64 in between is an i64.
-            let in_range = (i64::MIN as f64..i64::MAX as f64).contains(&value);
-            if value.fract() == 0.0 && in_range {
-                Ok(Some(value as i64))
-            } else {
-                Err(E::invalid_value(Unexpected::Float(value), &self))
-            }
+            integral(value).map(Some).ok_or_else(|| E::invalid_value(Unexpected::Float(value), &self))
         }
     }
 

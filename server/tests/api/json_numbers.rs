@@ -1,7 +1,7 @@
-//! Numbers and nulls as the OpenAPI document describes them: an integral JSON number is an
-//! integer however it is written (`3371.0`, as JSON Schema counts it), a fractional or
-//! out-of-range one is refused naming its field, and `null` in an optional field means
-//! "absent" (the document marks those fields nullable).
+//! Numbers and nulls as the OpenAPI document describes them: an integral number is an
+//! integer however it is written (`3371.0`, as JSON Schema counts it), in a body, a path or
+//! a query; a fractional or out-of-range one is refused naming its field; and `null` in an
+//! optional field means "absent" (the document marks those fields nullable).
 
 use http::StatusCode;
 use serde_json::json;
@@ -26,6 +26,16 @@ async fn integral_numbers_are_integers_fractions_are_refused_and_null_means_abse
     assert_eq!((product.body["price"].as_i64(), product.body["stock"].as_i64()), (Some(3371), Some(12)));
     assert_eq!(product.body["description"], "");
     let id = product.body["id"].as_i64().expect("id");
+
+    // Path and query integers are read the same way.
+    let by_path = app.get(&format!("/api/v1/products/{id}.0"), None).await;
+    assert_eq!((by_path.status, by_path.body["id"].as_i64()), (StatusCode::OK, Some(id)));
+    let page = app.get("/api/v1/products?limit=1.0&after=0.0", None).await;
+    assert_eq!((page.status, page.body.as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let fraction = app.get(&format!("/api/v1/products/{id}.5"), None).await;
+    assert_eq!((fraction.status, fraction.field()), (StatusCode::BAD_REQUEST, "id"));
+    let fraction = app.get("/api/v1/products?limit=1.5", None).await;
+    assert_eq!((fraction.status, fraction.field()), (StatusCode::BAD_REQUEST, "limit"));
 
     let defaults = app
         .post(
