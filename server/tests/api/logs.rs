@@ -1,4 +1,4 @@
-//! What the log of a real `gamestore serve` (at `debug`, its most verbose) holds after a
+//! What the log of a real `gamestore serve` (at `trace`, the most verbose level) holds after a
 //! user registers, fails and succeeds to sign in, orders, and gets the welcome mail from
 //! the log mailer, with a queue URL that carries a password: the masked address, and never
 //! the address, the password, the token, the JWT secret or the queue's password.
@@ -46,7 +46,7 @@ impl Server {
             .env("MAILER", "log")
             .env("NO_COLOR", "1")
             .env_remove("MAIL_LOG")
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .env_remove("LOG_FORMAT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
