@@ -35,6 +35,8 @@ if [ ! -s .dev/jwt_secret ]; then
 fi
 JWT_SECRET=$(cat .dev/jwt_secret)
 export JWT_SECRET
+# The log shows each mail's masked recipient only; the whole mail goes to this file.
+export MAIL_LOG=${MAIL_LOG:-.dev/mail.log}
 
 dev_build_and_seed
 
@@ -51,8 +53,8 @@ cat <<MSG
   curl -s -X POST $api/orders -H "authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' -d '{"product_id":1}'
 
-  Each register logs its welcome mail ("mail sent (log mailer)"), sent through
-  the queue at $QUEUE_URL by the in-process email worker.
+  Each register sends its welcome mail through the queue by the in-process email
+  worker: the log says "mail sent (log mailer)", the mail is in $MAIL_LOG.
   Admin: admin@gamestore.com / admin123 — the README walks through the rest.
 
 MSG

@@ -131,7 +131,7 @@ pub async fn migrate_and_ensure_admin(
             let client = pool.get().await.map_err(DbError::from)?;
             match users::ensure_admin(&**client, &email, password).await? {
                 EnsureAdmin::Created(user) => {
-                    tracing::info!(id = user.id.get(), email = %user.email, "first admin created");
+                    tracing::info!(id = user.id.get(), email = %email.masked(), "first admin created");
                     "created"
                 }
                 EnsureAdmin::AlreadyPresent => "present",

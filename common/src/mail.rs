@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::config::ConfigError;
+use crate::domain::Masked;
 use crate::env;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +27,23 @@ pub enum MailError {
     Unsupported(String),
 }
 
-/// A mail with a plain-text and an HTML body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A mail with a plain-text and an HTML body. `Debug` masks the recipient and leaves the
+/// bodies out: they name the recipient and may one day carry a link with a token.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Mail {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &Masked::new(&self.to))
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
@@ -133,7 +144,8 @@ pub struct LogMailer {
 #[async_trait]
 impl Mailer for LogMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        tracing::info!(to = %mail.to, subject = %mail.subject, text = %mail.text, "mail sent (log mailer)");
+        // Not the text: it names the recipient (`MAIL_LOG` has the whole mail).
+        tracing::info!(to = %Masked::new(&mail.to), subject = %mail.subject, "mail sent (log mailer)");
         if let Some(path) = &self.file {
             let mut line = serde_json::to_string(mail).map_err(|err| MailError::Send(err.to_string()))?;
             line.push('\n');
@@ -163,6 +175,7 @@ pub mod ses {
     use aws_sdk_ses::types::{Body, Content, Destination, Message};
 
     use super::{Mail, MailError, Mailer};
+    use crate::domain::Masked;
 
     pub struct SesMailer {
         client: Client,
@@ -198,14 +211,15 @@ pub mod ses {
                 .message(message)
                 .send()
                 .await
-                .map_err(|err| classify(err, &self.from))?;
-            tracing::info!(to = %mail.to, ses_message_id = sent.message_id(), "mail sent (SES)");
+                .map_err(|err| classify(err, &self.from, &mail.to))?;
+            tracing::info!(to = %Masked::new(&mail.to), ses_message_id = sent.message_id(), "mail sent (SES)");
             Ok(())
         }
     }
 
     /// A permanent failure for what only this mail can cause; everything else, transient.
-    fn classify(err: SdkError<SendEmailError>, sender: &str) -> MailError {
+    /// A transient failure is logged and SES's text may quote the recipient: it is masked.
+    fn classify(err: SdkError<SendEmailError>, sender: &str, recipient: &str) -> MailError {
         if let Some(service) = err.as_service_error()
             && is_permanent(service, sender)
         {
@@ -214,7 +228,8 @@ pub mod ses {
                 reason: service.message().unwrap_or_default().to_owned(),
             };
         }
-        MailError::Send(format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err)))
+        let text = format!("ses: {}", aws_sdk_ses::error::DisplayErrorContext(err));
+        MailError::Send(text.replace(recipient, &Masked::new(recipient).to_string()))
     }
 
     /// Whether SES refused this mail for good. Only two answers are about the mail itself:

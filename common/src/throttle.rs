@@ -35,9 +35,9 @@ impl LoginAttempt {
         let counter =
             |subject: String, limit, backoff| Counter { subject, limit, window: limits.login_window, backoff };
         let attempt = Self {
-            pair: counter(format!("login:pair:{network} {email}"), limits.login_per_pair, None),
+            pair: counter(format!("login:pair:{network} {}", email.as_str()), limits.login_per_pair, None),
             account: counter(
-                format!("login:account:{email}"),
+                format!("login:account:{}", email.as_str()),
                 limits.login_per_account,
                 Some(Backoff { first: limits.login_account_delay, max: limits.login_account_max_delay }),
             ),

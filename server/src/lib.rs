@@ -140,7 +140,7 @@ pub async fn run_worker(
 ) -> Result<(), Error> {
     let consumer: Arc<dyn Consumer> = queue::consumer(queue).await?;
     let worker = Worker::new(db, mail::mailer(mail).await?, options);
-    tracing::info!(queue = %queue.url, "email worker polling");
+    tracing::info!(queue = %queue.url_for_logs(), "email worker polling");
     worker.run(consumer.as_ref(), shutdown).await;
     Ok(())
 }

@@ -91,7 +91,7 @@ async fn run(command: Command) -> Result<(), Error> {
             let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
             let hash = auth::hash_password(password).await?;
             let admin = users::upsert_admin(&**pool.get().await?, &email, &hash).await?;
-            tracing::info!(id = admin.id.get(), email = %admin.email, "admin account ready");
+            tracing::info!(id = admin.id.get(), email = %email.masked(), "admin account ready");
         }
         Command::SeedDemo => seed_demo(&pool).await?,
     }
@@ -114,7 +114,7 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
                 WorkerOptions::from_env()?,
                 SweepConfig::from_env()?,
             );
-            tracing::info!(queue = %queue.url, mailer = ?mail.backend, "email worker and outbox sweeper running");
+            tracing::info!(queue = %queue.url_for_logs(), mailer = ?mail.backend, "email worker and outbox sweeper running");
             Some(pipeline)
         }
         None => {

@@ -7,7 +7,7 @@ mod user;
 
 pub use order::{IdempotencyKey, Quantity};
 pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock};
-pub use user::{Email, Password, Role, UserId};
+pub use user::{Email, Masked, Password, Role, UserId};
 
 use crate::error::AppError;
 
@@ -30,6 +30,20 @@ pub fn optional<R, T>(
     raw.map(|raw| required(field, Some(raw), parse)).transpose()
 }
 
+/// `value` as an integer when it is one, as JSON Schema counts integers (`3371.0` is 3371):
+/// integral and within `i64`.
+pub fn integral(value: f64) -> Option<i64> {
+    // i64::MIN and 2^63 are exact as f64; every integral f64 in between is an i64.
+    let in_range = (i64::MIN as f64..i64::MAX as f64).contains(&value);
+    (value.fract() == 0.0 && in_range).then_some(value as i64)
+}
+
+/// An integer written as text (a path or query parameter): `42`, or an integral number
+/// such as `42.0` or `4.2e1`, as a JSON Schema validator reads the text.
+pub fn parse_integer(raw: &str) -> Option<i64> {
+    raw.parse().ok().or_else(|| raw.parse().ok().and_then(integral))
+}
+
 pub(super) fn invalid<T>(message: impl Into<String>) -> Result<T, Invalid> {
     Err(Invalid(message.into()))
 }
@@ -40,11 +54,18 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ann@Example.COM ".into()).map(|e| e.as_str().to_owned()),
-            Ok("ann@example.com".into())
-        );
-        for bad in ["", "ann", "ann@", "@example.com", "ann@localhost", "a b@example.com", "ann@@example.com"] {
+        assert_eq!(Email::parse("Ann@Example.COM".into()).map(|e| e.as_str().to_owned()), Ok("ann@example.com".into()));
+        // Surrounding whitespace is refused, not trimmed: an address is exactly `local@domain`.
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@localhost",
+            "a b@example.com",
+            "ann@@example.com",
+            "  Ann@Example.COM ",
+        ] {
             assert!(Email::parse(bad.into()).is_err(), "{bad:?} accepted");
         }
         assert!(Email::parse(format!("{}@example.com", "a".repeat(250))).is_err());
@@ -84,6 +105,18 @@ mod tests {
         assert!(Description::parse("nul\0byte".into()).is_err());
         assert!(Email::parse("a\0b@example.com".into()).is_err());
         assert!(Description::parse("x".repeat(5001)).is_err());
+    }
+
+    #[test]
+    fn integers_in_text_as_json_schema_reads_them() {
+        for (raw, value) in [("42", 42), ("+42", 42), ("42.0", 42), ("4.2e1", 42), ("-0.0", 0), ("-7", -7)] {
+            assert_eq!(parse_integer(raw), Some(value), "{raw}");
+        }
+        for raw in ["42.5", "", " 42", "0x2a", "inf", "NaN", "1e19", "9223372036854775808", "forty-two"] {
+            assert_eq!(parse_integer(raw), None, "{raw}");
+        }
+        assert_eq!(ProductId::parse_str("7.0".into()).map(ProductId::get), Ok(7));
+        assert!(ProductId::parse_str("7.5".into()).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ impl ProductId {
 
     /// Parses the id as it appears in a URL path.
     pub fn parse_str(raw: String) -> Result<Self, Invalid> {
-        raw.parse().map_err(|_| Invalid("must be a positive integer".into())).and_then(Self::parse)
+        super::parse_integer(&raw).ok_or_else(|| Invalid("must be a positive integer".into())).and_then(Self::parse)
     }
 
     pub fn get(self) -> i64 {

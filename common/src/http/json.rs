@@ -4,9 +4,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
-use serde::de::DeserializeOwned;
+use serde::Deserializer;
+use serde::de::{self, DeserializeOwned, Unexpected};
 
 use super::BODY_LIMIT;
+use crate::domain::integral;
 use crate::error::AppError;
 
 /// A JSON request body. Wrong content type is 415, too large 413, unparsable JSON 400
@@ -65,6 +67,47 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
+/// Reads an optional integer field as JSON Schema counts integers: `3371`, and the same
+/// number written `3371.0` or `3.371e3`; `3371.5` and numbers beyond `i64` are refused.
+/// `null` is `None`, like an absent field. Use with `#[serde(default, deserialize_with)]`.
+pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct Integer;
+
+    impl<'de> de::Visitor<'de> for Integer {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+            i64::try_from(value).map(Some).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+            integral(value).map(Some).ok_or_else(|| E::invalid_value(Unexpected::Float(value), &self))
+        }
+    }
+
+    deserializer.deserialize_option(Integer)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -84,5 +127,28 @@ mod tests {
         assert!(!is_json(&headers("text/plain")));
         assert!(!is_json(&headers("application/jsonx")));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Body {
+        #[serde(default, deserialize_with = "integer")]
+        n: Option<i64>,
+    }
+
+    #[test]
+    fn integers_as_json_schema_counts_them() {
+        let read = |json: &str| parse_json::<Body>(json.as_bytes()).map(|body| body.n).map_err(|err| err.to_string());
+        assert_eq!(read(r#"{"n": 3371}"#), Ok(Some(3371)));
+        assert_eq!(read(r#"{"n": 3371.0}"#), Ok(Some(3371)));
+        assert_eq!(read(r#"{"n": 3.371e3}"#), Ok(Some(3371)));
+        assert_eq!(read(r#"{"n": -0.0}"#), Ok(Some(0)));
+        assert_eq!(read(r#"{"n": 230209967.0}"#), Ok(Some(230_209_967)));
+        assert_eq!(read(r#"{"n": -9223372036854775808}"#), Ok(Some(i64::MIN)));
+        assert_eq!(read(r#"{"n": null}"#), Ok(None));
+        assert_eq!(read("{}"), Ok(None));
+        for refused in ["3371.5", "1e-7", "9223372036854775808", "9.3e18", "1e300", "\"7\"", "true", "[1]"] {
+            let err = read(&format!(r#"{{"n": {refused}}}"#)).expect_err(refused);
+            assert!(err.starts_with("n: invalid") && err.contains("expected an integer"), "{refused}: {err}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 pub use headers::{ClientIp, Idempotency, created};
-pub use json::ApiJson;
+pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
 
 use crate::error::AppError;

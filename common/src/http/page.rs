@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::parse_integer;
 use crate::error::AppError;
 
 /// Keyset pagination from `?limit=&after=`: the items that come after the item with id
@@ -67,16 +68,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             .map_err(|rejection| AppError::invalid("query", rejection.body_text()))?;
         let limit = match query.limit {
             None => Self::DEFAULT_LIMIT,
-            Some(raw) => raw.parse().ok().filter(|limit| (1..=Self::MAX_LIMIT).contains(limit)).ok_or_else(|| {
-                AppError::invalid("limit", format!("limit: must be an integer from 1 to {}", Self::MAX_LIMIT))
-            })?,
+            Some(raw) => {
+                parse_integer(&raw).filter(|limit| (1..=Self::MAX_LIMIT).contains(limit)).ok_or_else(|| {
+                    AppError::invalid("limit", format!("limit: must be an integer from 1 to {}", Self::MAX_LIMIT))
+                })?
+            }
         };
         let after = query
             .after
             .map(|raw| {
-                raw.parse()
-                    .ok()
-                    .filter(|after: &i64| *after >= 0)
+                parse_integer(&raw)
+                    .filter(|after| *after >= 0)
                     .ok_or_else(|| AppError::invalid("after", "after: must be a non-negative integer id"))
             })
             .transpose()?;

@@ -108,6 +108,11 @@ impl QueueConfig {
         }))
     }
 
+    /// The URL without its credentials, for logs.
+    pub fn url_for_logs(&self) -> std::borrow::Cow<'_, str> {
+        crate::telemetry::redact_url(&self.url)
+    }
+
     #[cfg(any(feature = "redis", feature = "sqs"))]
     fn is_redis(&self) -> bool {
         self.url.starts_with("redis://") || self.url.starts_with("rediss://")
@@ -154,6 +159,6 @@ impl Backend {
         if !config.is_redis() {
             return Ok(Self::Sqs);
         }
-        Err(QueueError::Unsupported(config.url.clone()))
+        Err(QueueError::Unsupported(config.url_for_logs().into_owned()))
     }
 }

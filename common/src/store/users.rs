@@ -4,17 +4,28 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use crate::domain::{Email, IdempotencyKey, Password, Role, UserId};
+use crate::domain::{Email, IdempotencyKey, Masked, Password, Role, UserId};
 use crate::error::AppError;
 
-/// A user as the API shows it: never the password hash.
-#[derive(Debug, Clone, Serialize)]
+/// A user as the API shows it: never the password hash. `Debug` masks the email.
+#[derive(Clone, Serialize)]
 pub struct User {
     pub id: UserId,
     pub email: String,
     pub role: Role,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &Masked::new(&self.email))
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// What login needs to check a password and issue a token.

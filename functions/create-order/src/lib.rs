@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::post;
 use common::auth::Caller;
 use common::domain::{ProductId, Quantity, optional, required};
-use common::http::{ApiJson, Idempotency, created};
+use common::http::{ApiJson, Idempotency, created, integer};
 use common::store::orders::{self, Line, Order};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
@@ -19,14 +19,18 @@ pub fn routes(state: AppState) -> Router {
 /// `{"items": [{"product_id": N, "quantity": Q}, ...]}`; quantity defaults to 1.
 #[derive(Deserialize)]
 struct OrderRequest {
+    #[serde(default, deserialize_with = "integer")]
     product_id: Option<i64>,
+    #[serde(default, deserialize_with = "integer")]
     quantity: Option<i64>,
     items: Option<Vec<LineRequest>>,
 }
 
 #[derive(Deserialize)]
 struct LineRequest {
+    #[serde(default, deserialize_with = "integer")]
     product_id: Option<i64>,
+    #[serde(default, deserialize_with = "integer")]
     quantity: Option<i64>,
 }
 

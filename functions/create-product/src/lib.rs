@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use common::auth::Admin;
 use common::domain::{Cents, Description, ProductName, Sku, Stock, optional, required};
-use common::http::ApiJson;
+use common::http::{ApiJson, integer};
 use common::store::products::{self, NewProduct, Product};
 use common::{AppError, AppState};
 use serde::Deserialize;
@@ -19,8 +19,10 @@ pub fn routes(state: AppState) -> Router {
 struct NewProductRequest {
     name: Option<String>,
     description: Option<String>,
+    #[serde(default, deserialize_with = "integer")]
     price: Option<i64>,
     sku: Option<String>,
+    #[serde(default, deserialize_with = "integer")]
     stock: Option<i64>,
 }
 

@@ -178,7 +178,7 @@ impl Worker {
             // is sent a second time then: the at-least-once side of the crash window above.
             tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
         }
-        tracing::info!(message_id = id, to = %to, "welcome mail sent");
+        tracing::info!(message_id = id, to = %to.masked(), "welcome mail sent");
         Ok(Handled::Sent)
     }
 

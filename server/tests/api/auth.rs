@@ -11,7 +11,7 @@ use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
 async fn register_creates_a_user_and_never_returns_the_hash() {
     let app = TestApp::spawn().await;
 
-    let response = app.register("  Ann@Example.COM ", PASSWORD).await;
+    let response = app.register("Ann@Example.COM", PASSWORD).await;
 
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
     assert_eq!(response.body["message"], "Registration successful");

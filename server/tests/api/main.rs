@@ -3,6 +3,7 @@
 //! database), plus the Lambda entry points fed API Gateway events. One test binary, so it
 //! links once.
 
+mod addresses;
 mod auth;
 mod bad_input;
 mod carts;
@@ -11,7 +12,9 @@ mod deadlocks;
 mod email;
 mod helpers;
 mod idempotency;
+mod json_numbers;
 mod lambda_events;
+mod logs;
 mod mail_failures;
 mod migrate;
 mod order_history;
