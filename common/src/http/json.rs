@@ -143,6 +143,8 @@ mod tests {
         assert_eq!(read(r#"{"n": 3.371e3}"#), Ok(Some(3371)));
         assert_eq!(read(r#"{"n": -0.0}"#), Ok(Some(0)));
         assert_eq!(read(r#"{"n": 230209967.0}"#), Ok(Some(230_209_967)));
+        // Found by the contract's stateful phase: read as ...747.2 without exact float parsing.
+        assert_eq!(read(r#"{"n": 1803706936703747.0}"#), Ok(Some(1_803_706_936_703_747)));
         assert_eq!(read(r#"{"n": -9223372036854775808}"#), Ok(Some(i64::MIN)));
         assert_eq!(read(r#"{"n": null}"#), Ok(None));
         assert_eq!(read("{}"), Ok(None));
