@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fastrand::Rng;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
@@ -49,24 +50,12 @@ struct ConnStats {
     error_samples: Vec<String>,
 }
 
-/// Small xorshift generator: the load generator must not spend its one core on randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error> {
     let builder = Request::builder().header("host", opts.addr.to_string());
     let req = match opts.scenario {
         Scenario::Orders => {
-            let token = &opts.tokens[rng.below(opts.tokens.len() as u64) as usize];
-            let product = 1 + rng.below(opts.products);
+            let token = &opts.tokens[rng.usize(..opts.tokens.len())];
+            let product = 1 + rng.u64(..opts.products.max(1));
             builder
                 .method("POST")
                 .uri("/api/v1/orders")
@@ -77,7 +66,7 @@ fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error>
         Scenario::List => builder.method("GET").uri("/api/v1/products?limit=50").body(Full::new(Bytes::new()))?,
         Scenario::Floor => builder.method("GET").uri("/api/v1/bench-floor").body(Full::new(Bytes::new()))?,
         Scenario::Login => {
-            let user = 1 + rng.below(opts.users);
+            let user = 1 + rng.u64(..opts.users.max(1));
             let body = json!({ "email": format!("bench{user}@example.com"), "password": opts.password });
             builder
                 .method("POST")
@@ -106,7 +95,7 @@ fn note_error(stats: &mut ConnStats, err: impl std::fmt::Display) {
 
 async fn connection(opts: Rc<Options>, seed: u64, deadline: Instant) -> ConnStats {
     let mut stats = ConnStats::default();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::with_seed(seed);
     // A request that has not finished by the deadline plus this grace is an error.
     let grace = Duration::from_secs(5);
     'connect: while Instant::now() < deadline {

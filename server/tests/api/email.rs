@@ -78,6 +78,22 @@ pub(crate) fn fast_sweep() -> SweepConfig {
     }
 }
 
+/// `worker` consuming `consumer` in a task until `stop` is sent or dropped.
+pub(crate) fn run_worker(
+    worker: Worker,
+    consumer: impl Consumer + 'static,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run(&consumer, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, running)
+}
+
 /// Polls `check` every 100 ms until it holds; fails the test after `limit`.
 pub(crate) async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where
@@ -369,14 +385,7 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
     let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker
-            .run(&consumer, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, running) = run_worker(worker, consumer);
 
     register_ok(&app, &address("ann")).await;
     let dead = format!("{}:dead", queue.stream);
@@ -652,14 +661,7 @@ async fn a_message_that_always_fails_ends_in_the_sqs_dlq() {
     let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
     let consumer = SqsQueue::with_client(sqs.clone(), &config);
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker
-            .run(&consumer, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, running) = run_worker(worker, consumer);
 
     register_ok(&app, &address("ann")).await;
     let dlq = SqsQueue::with_client(sqs.clone(), &QueueConfig::new(&dlq_url));

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::email::{
     MailLog, address, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue, redis_url,
-    register_ok, sqs_fixture, stream_len,
+    register_ok, run_worker, sqs_fixture, stream_len,
 };
 use crate::helpers::TestApp;
 
@@ -156,14 +156,7 @@ async fn a_rejected_mail_is_acknowledged_on_redis_not_dead_lettered() {
     let mailer = ScriptedMailer::new(&[(&ann, Outcome::Rejected)], &mails);
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer.clone(), fast_worker());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker
-            .run(&consumer, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let (stop, running) = run_worker(worker, consumer);
 
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(20), "the rejection recorded and the entry acknowledged", || async {

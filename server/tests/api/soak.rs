@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::domain::Role;
+use fastrand::Rng;
 use http::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,18 +127,6 @@ async fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> std::io:
     Ok((status, close))
 }
 
-/// A small deterministic generator, so a failing mix can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 struct Fixture {
     token: String,
     accounts: Vec<String>,
@@ -171,11 +160,11 @@ fn credentials(email: &str, password: &str) -> serde_json::Value {
 
 /// The request mix, by weight out of 100.
 fn pick(rng: &mut Rng, f: &Fixture) -> Kind {
-    let product = f.products[rng.below(f.products.len() as u64) as usize];
-    let account = &f.accounts[rng.below(f.accounts.len() as u64) as usize];
-    match rng.below(100) {
+    let product = f.products[rng.usize(..f.products.len())];
+    let account = &f.accounts[rng.usize(..f.accounts.len())];
+    match rng.u64(..100) {
         0..=21 => get("list products", "/api/v1/products?limit=5".into(), &[200]),
-        22..=31 => get("get product", format!("/api/v1/products/{}", product + rng.below(2) as i64), &[200, 404]),
+        22..=31 => get("get product", format!("/api/v1/products/{}", product + rng.u64(..2) as i64), &[200, 404]),
         32..=41 => authorized(
             json_post("place order", "/api/v1/orders", json!({"product_id": product}), &[201, 409]),
             &f.token,
@@ -251,11 +240,12 @@ impl Tally {
 
 /// One client's share of the mix: mostly reusing its connection, a new one now and then.
 async fn client(address: SocketAddr, fixture: std::sync::Arc<Fixture>, seed: u64, requests: usize) -> Tally {
-    let mut rng = Rng(seed);
+    // Seeded, so a failing mix can be replayed.
+    let mut rng = Rng::with_seed(seed);
     let mut client = Client::new(address);
     let mut tally = Tally::default();
     for _ in 0..requests {
-        if rng.below(4) == 0 {
+        if rng.u64(..4) == 0 {
             client.stream = None;
         }
         let kind = pick(&mut rng, &fixture);
