@@ -179,3 +179,84 @@ dev_build_and_seed() {
   "$bin" seed-admin --email admin@gamestore.com --password admin123
   "$bin" seed-demo
 }
+
+# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH.
+CARGO_LAMBDA_VERSION=1.9.2
+ensure_cargo_lambda() {
+  export PATH="$PWD/.venv/bin:$PATH"
+  if cargo lambda -V 2>/dev/null | grep -q " $CARGO_LAMBDA_VERSION\b"; then return 0; fi
+  log "installing cargo-lambda $CARGO_LAMBDA_VERSION into .venv"
+  ensure_venv && venv_install "cargo-lambda==$CARGO_LAMBDA_VERSION"
+}
+
+# lambda_stack_start DIR API_PORT ENDPOINT QUEUE_URL DLQ_URL [devgw serve options...]:
+# the function binaries under `cargo lambda watch` and devgw in front of them (API on
+# 127.0.0.1:API_PORT, routes, SQS source and schedule from infra/template.yaml, the Secrets
+# extension backed by the LocalStack at ENDPOINT), both in the background, pids and logs in
+# DIR. Needs DATABASE_URL (postgres://user[:password]@127.0.0.1:port/db), whose credentials
+# it stores as the DbSecret; the JWT secret is LocalStack's gamestore/jwt-secret.
+# LAMBDA_ENV="NAME=VALUE ..." adds variables to the functions' environment.
+lambda_stack_start() {
+  local dir=$1 api_port=$2 endpoint=$3 queue_url=$4 dlq_url=$5
+  shift 5
+  mkdir -p "$dir"
+  ensure_cargo_lambda
+  local db_secret="gamestore/db-$(basename "$dir")"
+  local db_host_port db_port db_name
+  db_host_port=${DATABASE_URL#*@}; db_host_port=${db_host_port%%/*}
+  db_port=${db_host_port##*:}; db_name=${DATABASE_URL##*/}
+  # The DbSecret's shape in AWS: {"username","password"} (the host comes from DB_HOST).
+  .venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" <<'PY'
+import json, sys, urllib.parse, boto3
+endpoint, name, url = sys.argv[1:4]
+parsed = urllib.parse.urlparse(url)
+value = json.dumps({"username": parsed.username or "postgres", "password": parsed.password or ""})
+sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+try:
+    sm.create_secret(Name=name, SecretString=value)
+except sm.exceptions.ResourceExistsException:
+    sm.put_secret_value(SecretId=name, SecretString=value)
+PY
+  local watch_port ext_port
+  watch_port=$(free_port $((api_port + 1)))
+  ext_port=$(free_port 2773)
+  cargo build --quiet --bin devgw
+  local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
+  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref DbProxy.Endpoint=127.0.0.1
+    --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
+    --ref MailFrom=welcome@gamestore.example --extension-port "$ext_port")
+  # What Lambda itself gives a function (credentials, region) and what differs locally:
+  # LocalStack's endpoint, the local Postgres port, no TLS.
+  local sets=() pair
+  for pair in ${LAMBDA_ENV:-}; do sets+=(--set "$pair"); done
+  "$devgw" env "${refs[@]}" "${sets[@]}" --set "DB_PORT=$db_port" --set DB_SSLMODE=disable \
+    --set "AWS_ENDPOINT_URL=$endpoint" --set AWS_ACCESS_KEY_ID=test --set AWS_SECRET_ACCESS_KEY=test \
+    --set AWS_REGION=us-east-1 >"$dir/functions.env"
+  (exec setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --env-file "$dir/functions.env" \
+    >"$dir/watch.log" 2>&1) &
+  echo $! >"$dir/watch.pid"
+  AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" --invoke "http://127.0.0.1:$watch_port" \
+    --aws-endpoint "$endpoint" "$@" >"$dir/devgw.log" 2>&1 &
+  echo $! >"$dir/devgw.pid"
+  local i
+  for i in $(seq 1 100); do
+    port_free "$api_port" || break
+    kill -0 "$(cat "$dir/devgw.pid")" 2>/dev/null || { cat "$dir/devgw.log" >&2; die "devgw exited"; }
+    sleep 0.1
+  done
+  echo "$api_port" >"$dir/port"
+}
+
+# lambda_stack_stop DIR: stops devgw and cargo lambda watch (its whole process group:
+# watch starts the function processes and sends them no signal when it stops).
+lambda_stack_stop() {
+  local dir=$1 pid
+  if [ -s "$dir/devgw.pid" ]; then kill "$(cat "$dir/devgw.pid")" 2>/dev/null || true; rm -f "$dir/devgw.pid"; fi
+  if [ -s "$dir/watch.pid" ]; then
+    pid=$(cat "$dir/watch.pid")
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    rm -f "$dir/watch.pid"
+  fi
+}
