@@ -128,15 +128,10 @@ async fn main() -> Result<(), BoxError> {
                     sqs::apply_settings(&client, &queue_url, &settings, dead_letter).await?;
                     tracing::info!(queue = %queue_url, ?settings, "queue settings from the template");
                 }
-                let poller = QueuePoller {
-                    client: client.clone(),
-                    source: source.clone(),
-                    queue_arn: sqs::queue_arn(&client, &queue_url).await?,
-                    queue_url,
-                    region: region.clone(),
-                    invoker: invoker.clone(),
-                };
-                tracing::info!(function = %source.function, queue = %poller.queue_url, batch = source.batch_size, "SQS event source");
+                tracing::info!(function = %source.function, queue = %queue_url, batch = source.batch_size, "SQS event source");
+                let poller =
+                    QueuePoller::new(client.clone(), source.clone(), queue_url, region.clone(), invoker.clone())
+                        .await?;
                 tokio::spawn(poller.run());
             }
             for source in &template.schedules {

@@ -28,12 +28,13 @@ fn sqs_error<E: std::error::Error>(err: E) -> String {
 }
 
 pub struct QueuePoller {
-    pub client: Client,
-    pub source: QueueSource,
-    pub queue_url: String,
-    pub queue_arn: String,
-    pub region: String,
-    pub invoker: Invoker,
+    client: Client,
+    source: QueueSource,
+    queue_url: String,
+    queue_arn: String,
+    region: String,
+    invoker: Invoker,
+    long_poll_seconds: i32,
 }
 
 /// What one batch came to.
@@ -91,6 +92,23 @@ pub async fn apply_settings(
 }
 
 impl QueuePoller {
+    pub async fn new(
+        client: Client,
+        source: QueueSource,
+        queue_url: String,
+        region: String,
+        invoker: Invoker,
+    ) -> Result<Self, String> {
+        let queue_arn = queue_arn(&client, &queue_url).await?;
+        Ok(Self { client, source, queue_url, queue_arn, region, invoker, long_poll_seconds: LONG_POLL_SECONDS })
+    }
+
+    /// A shorter wait for the first message of a batch (tests).
+    pub fn with_long_poll(mut self, seconds: i32) -> Self {
+        self.long_poll_seconds = seconds;
+        self
+    }
+
     pub async fn run(self) {
         loop {
             if let Err(err) = self.poll_once().await {
@@ -122,7 +140,7 @@ impl QueuePoller {
     }
 
     async fn receive_batch(&self) -> Result<Vec<Message>, String> {
-        let mut batch = self.receive(self.source.batch_size, LONG_POLL_SECONDS).await?;
+        let mut batch = self.receive(self.source.batch_size, self.long_poll_seconds).await?;
         let deadline = Instant::now() + self.source.batching_window;
         while !batch.is_empty() && batch.len() < self.source.batch_size {
             let left = deadline.saturating_duration_since(Instant::now());
