@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 use crate::invoke::Invoker;
 use crate::template::{QueueSettings, QueueSource};
 
-/// SQS's longest long poll.
+/// SQS's longest long poll, as Lambda's pollers use.
 const LONG_POLL_SECONDS: i32 = 20;
 /// Pause after a failed receive, so a stopped LocalStack is not hammered.
 const RECEIVE_RETRY: Duration = Duration::from_secs(1);
@@ -55,6 +56,17 @@ struct BatchResponse {
 #[serde(rename_all = "camelCase")]
 struct ItemFailure {
     item_identifier: Option<String>,
+}
+
+/// `client` with room for a long poll: the attempt timeout of `common::aws` (8 s) would
+/// cut a 20 s receive short, and a receive cut short still counts as a receive.
+pub fn for_long_polls(client: &Client) -> Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(LONG_POLL_SECONDS as u64 + 10))
+        .operation_timeout(Duration::from_secs(LONG_POLL_SECONDS as u64 * 3))
+        .build();
+    Client::from_conf(client.config().to_builder().timeout_config(timeouts).build())
 }
 
 /// The ARN of the queue at `queue_url`.
@@ -100,6 +112,7 @@ impl QueuePoller {
         invoker: Invoker,
     ) -> Result<Self, String> {
         let queue_arn = queue_arn(&client, &queue_url).await?;
+        let client = for_long_polls(&client);
         Ok(Self { client, source, queue_url, queue_arn, region, invoker, long_poll_seconds: LONG_POLL_SECONDS })
     }
 
