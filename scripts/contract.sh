@@ -5,11 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-[ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set"
-ensure_postgres
-
+# scripts/contract.sh API_URL checks a running API instead (make test: the Lambda stack,
+# seeded with the same admin); the server start below is then skipped (kept unindented).
+api=${1:-}
 ensure_venv
 venv_install "schemathesis==4.32.5"
+
+if [ -z "$api" ]; then
+[ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set"
+ensure_postgres
 
 db="contract_$$"
 admin_url=${TEST_DATABASE_URL%/*}
@@ -33,6 +37,7 @@ for _ in $(seq 100); do
   curl -fs "$api/openapi.json" >/dev/null 2>&1 && break
   sleep 0.1
 done
+fi
 token=$(curl -fs -X POST "$api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"admin@gamestore.com","password":"admin123"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$token" ] || die "could not sign in as the seed admin"
