@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .dev
 stops=()
-stop_services() { local s; for s in "${stops[@]}"; do eval "$s"; done; }
+# In reverse: the functions before the database and LocalStack they use.
+stop_services() { local i; for ((i = ${#stops[@]} - 1; i >= 0; i--)); do eval "${stops[i]}"; done; }
 trap stop_services EXIT
 
 command -v curl >/dev/null 2>&1 || apt_install curl
@@ -41,7 +42,7 @@ lambda_stack_start .dev/lambda "$api_port" "$endpoint" \
 cat <<MSG
 
   The API on http://127.0.0.1:$api_port/api/v1/...  (Ctrl-C stops everything)
-  The first request to each function compiles it (about 30 s).
+  The first request to each function compiles it (seconds with a warm target/, ~30 s cold).
 
   api=http://127.0.0.1:$api_port/api/v1
   curl -s -X POST \$api/auth/register -H 'content-type: application/json' \\

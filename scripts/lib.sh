@@ -249,14 +249,17 @@ PY
   echo "$api_port" >"$dir/port"
 }
 
-# lambda_stack_stop DIR: stops devgw and cargo lambda watch (its whole process group:
-# watch starts the function processes and sends them no signal when it stops).
+# kill_tree PID: stops PID and its descendants, the descendants first.
+kill_tree() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
+
+# lambda_stack_stop DIR: stops devgw, cargo lambda watch and the function processes it
+# started (each in a session of its own, sent no signal when watch stops).
 lambda_stack_stop() {
-  local dir=$1 pid
+  local dir=$1
   if [ -s "$dir/devgw.pid" ]; then kill "$(cat "$dir/devgw.pid")" 2>/dev/null || true; rm -f "$dir/devgw.pid"; fi
-  if [ -s "$dir/watch.pid" ]; then
-    pid=$(cat "$dir/watch.pid")
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    rm -f "$dir/watch.pid"
-  fi
+  if [ -s "$dir/watch.pid" ]; then kill_tree "$(cat "$dir/watch.pid")"; rm -f "$dir/watch.pid"; fi
 }
