@@ -132,41 +132,49 @@ fn is_text(content_type: Option<&str>) -> bool {
         || mime == "application/x-www-form-urlencoded"
 }
 
-/// The payload 2.0 event of a request.
-pub fn event(parts: &http::request::Parts, body: &[u8], peer: SocketAddr, matched: &Matched<'_>) -> Value {
-    let mut headers = Map::new();
+/// Appends `value` to `key`'s entry, comma-joined as API Gateway joins repeated headers
+/// and query parameters.
+fn join_into(map: &mut Map<String, Value>, key: &str, value: &str) {
+    match map.get_mut(key) {
+        Some(Value::String(joined)) => {
+            joined.push(',');
+            joined.push_str(value);
+        }
+        _ => {
+            map.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+}
+
+/// Headers by lower-case name, and the `cookie` header split into cookies.
+fn headers_and_cookies(headers: &HeaderMap) -> (Map<String, Value>, Vec<String>) {
+    let mut map = Map::new();
     let mut cookies = Vec::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
         if name == COOKIE {
             cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned));
-            continue;
-        }
-        // Repeated headers arrive comma-joined, names lower-cased.
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(joined)) => {
-                joined.push(',');
-                joined.push_str(&value);
-            }
-            _ => {
-                headers.insert(name.as_str().to_owned(), Value::String(value));
-            }
+        } else {
+            join_into(&mut map, name.as_str(), &value);
         }
     }
-    let raw_query = parts.uri.query().unwrap_or_default();
-    let mut query = Map::new();
+    (map, cookies)
+}
+
+fn query_parameters(raw_query: &str) -> Map<String, Value> {
+    let mut map = Map::new();
     for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match query.get_mut(key) {
-            Some(Value::String(joined)) => {
-                joined.push(',');
-                joined.push_str(value);
-            }
-            _ => {
-                query.insert(key.to_owned(), Value::String(value.to_owned()));
-            }
-        }
+        join_into(&mut map, key, value);
     }
+    map
+}
+
+/// The payload 2.0 event of a request.
+pub fn event(parts: &http::request::Parts, body: &[u8], peer: SocketAddr, matched: &Matched<'_>) -> Value {
+    let (headers, cookies) = headers_and_cookies(&parts.headers);
+    let raw_query = parts.uri.query().unwrap_or_default();
+    let query = query_parameters(raw_query);
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let (body, base64) = match std::str::from_utf8(body) {
         Ok(text) if is_text(content_type) => (text.to_owned(), false),
