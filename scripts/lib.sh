@@ -201,29 +201,31 @@ lambda_stack_start() {
   shift 5
   mkdir -p "$dir"
   ensure_cargo_lambda
-  local db_secret="gamestore/db-$(basename "$dir")"
-  local db_host_port db_port db_name
-  db_host_port=${DATABASE_URL#*@}; db_host_port=${db_host_port%%/*}
-  db_port=${db_host_port##*:}; db_name=${DATABASE_URL##*/}
-  # The DbSecret's shape in AWS: {"username","password"} (the host comes from DB_HOST).
-  .venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" <<'PY'
+  local db_secret="gamestore/db-$(basename "$dir")" db_host db_port db_name
+  # The DbSecret's shape in AWS: {"username","password"}; host, port and name are the
+  # functions' DB_* variables.
+  read -r db_host db_port db_name < <(.venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" <<'PY'
 import json, sys, urllib.parse, boto3
 endpoint, name, url = sys.argv[1:4]
 parsed = urllib.parse.urlparse(url)
-value = json.dumps({"username": parsed.username or "postgres", "password": parsed.password or ""})
+value = json.dumps({"username": urllib.parse.unquote(parsed.username or "postgres"),
+                    "password": urllib.parse.unquote(parsed.password or "")})
 sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
 try:
     sm.create_secret(Name=name, SecretString=value)
 except sm.exceptions.ResourceExistsException:
     sm.put_secret_value(SecretId=name, SecretString=value)
+print(parsed.hostname or "127.0.0.1", parsed.port or 5432, parsed.path.lstrip("/") or "postgres")
 PY
+  )
+  [ -n "$db_name" ] || die "cannot store the database secret in LocalStack"
   local watch_port ext_port
   watch_port=$(free_port $((api_port + 1)))
   ext_port=$(free_port 2773)
   cargo build --quiet --bin devgw
   local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
-  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref DbProxy.Endpoint=127.0.0.1
+  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref "DbProxy.Endpoint=$db_host"
     --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
     --ref MailFrom=welcome@gamestore.example --extension-port "$ext_port")
   # What Lambda itself gives a function (credentials, region) and what differs locally:
