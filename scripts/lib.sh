@@ -246,6 +246,7 @@ PY
   for i in $(seq 1 100); do
     port_free "$api_port" || break
     kill -0 "$(cat "$dir/devgw.pid")" 2>/dev/null || { cat "$dir/devgw.log" >&2; die "devgw exited"; }
+    kill -0 "$(cat "$dir/watch.pid")" 2>/dev/null || { cat "$dir/watch.log" >&2; die "cargo lambda watch exited"; }
     sleep 0.1
   done
   echo "$api_port" >"$dir/port"

@@ -1,6 +1,7 @@
 //! Lambda's Invoke API, as `cargo lambda watch` serves it:
-//! `POST /2015-03-31/functions/<binary>/invocations` with the event as the body. A
-//! function error answers 200 (or 5xx) with `X-Amz-Function-Error` set, as in AWS.
+//! `POST /2015-03-31/functions/<binary>/invocations` with the event as the body. AWS
+//! answers a function error with 200 and `X-Amz-Function-Error`, `cargo lambda watch` with
+//! a 500 and the error as body: both are a failed invocation here.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
