@@ -52,6 +52,7 @@ cargo nextest run --workspace --no-fail-fast
 # database and queues; a short visibility timeout, redrive count, schedule and outbox grace
 # so that the dead-letter and sweeper checks take seconds.
 ldir=.test/lambda
+rm -rf "$ldir" # pid files of an interrupted run name processes long gone
 trap 'lambda_stack_stop "$ldir"; pg_stop "$dir"; redis_stop "$rdir"; localstack_stop "$lsdir"' EXIT
 "$PGBIN/psql" -qc "CREATE DATABASE lambda_e2e" "$TEST_DATABASE_URL"
 lambda_db="${TEST_DATABASE_URL%/*}/lambda_e2e"
