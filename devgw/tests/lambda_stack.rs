@@ -70,12 +70,17 @@ async fn register_sends_one_welcome_mail_through_sqs_the_worker_binary_and_ses()
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
 
     eventually("the welcome mail in SES", || async { (mails_to(&email).await > 0).then_some(()) }).await;
+    // The worker records the delivery just after SES took the mail.
     let db = database().await;
-    let rows = db
-        .query("SELECT attempts, sent_at IS NOT NULL FROM email_deliveries WHERE recipient = $1", &[&email])
-        .await
-        .unwrap();
-    let deliveries: Vec<(i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let deliveries = eventually("the delivery recorded", || async {
+        let rows = db
+            .query("SELECT attempts, sent_at IS NOT NULL FROM email_deliveries WHERE recipient = $1", &[&email])
+            .await
+            .unwrap();
+        let deliveries: Vec<(i32, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        (!deliveries.is_empty() && deliveries.iter().all(|(_, sent)| *sent)).then_some(deliveries)
+    })
+    .await;
     assert_eq!(deliveries, vec![(1, true)], "one claim, one send");
     assert_eq!(mails_to(&email).await, 1);
 }
