@@ -123,11 +123,12 @@ async fn only_the_records_named_in_batch_item_failures_come_back_until_dead_lett
     let retries: Vec<_> = batches[1..].iter().filter(|b| !b.is_empty()).cloned().collect();
     assert_eq!(retries, vec![vec![("poison".to_owned(), MAX_RECEIVES.to_string())]]);
     assert!(queue_is_empty(&client, &queue).await);
+    delete(&client, &[&queue, &dlq]).await;
 }
 
 #[tokio::test]
 async fn a_failed_invocation_leaves_the_whole_batch() {
-    let (client, queue, _dlq) = queues("whole").await;
+    let (client, queue, dlq) = queues("whole").await;
     let failed_once = std::sync::atomic::AtomicBool::new(false);
     let (invoke, calls) = fake_functions(move |_, _| {
         if failed_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -153,4 +154,11 @@ async fn a_failed_invocation_leaves_the_whole_batch() {
     redelivered.sort();
     assert_eq!(redelivered, vec![("a".into(), "2".into()), ("b".into(), "2".into())]);
     assert!(queue_is_empty(&client, &queue).await);
+    delete(&client, &[&queue, &dlq]).await;
+}
+
+async fn delete(client: &Client, queues: &[&str]) {
+    for queue in queues {
+        client.delete_queue().queue_url(*queue).send().await.unwrap();
+    }
 }
