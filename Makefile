@@ -26,7 +26,7 @@ infra-check: ## infra-lint, then sam build: every function as an arm64 Lambda bi
 localstack: ## LocalStack (SQS, SES, Secrets Manager) on 127.0.0.1:4566, no Docker; Ctrl-C stops it
 	@localstack/run.sh foreground .dev/localstack $${LOCALSTACK_PORT:-4566}
 
-dev-lambda: ## The Lambda binaries under cargo lambda watch, wired to LocalStack and Postgres
+dev-lambda: ## The API on 127.0.0.1:9000 through the Lambda binaries, routed by infra/template.yaml (devgw)
 	@scripts/dev-lambda.sh
 
 bench: ## API and Lambda binaries vs the peer baseline (pgbench), one fresh Postgres; ~12 min

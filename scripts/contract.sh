@@ -6,15 +6,20 @@
 # login -> order, product -> get/order). Two runs: a fixed seed, so a change that breaks
 # the contract fails at once, and a seed that changes every day, so new inputs are tried
 # over time; each prints its seed, and CONTRACT_SEED=<seed> reruns just that one.
-# Needs TEST_DATABASE_URL (a role with CREATEDB); run by make test.
+# Needs TEST_DATABASE_URL (a role with CREATEDB); run by make test. CONTRACT_EXAMPLES
+# overrides the cases per operation of scripts/contract.toml (the Lambda stack run: fewer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-[ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set"
-ensure_postgres
-
+# scripts/contract.sh API_URL checks a running API instead (make test: the Lambda stack,
+# seeded with the same admin); the server start below is then skipped (kept unindented).
+api=${1:-}
 ensure_venv
 venv_install "schemathesis==4.32.5"
+
+if [ -z "$api" ]; then
+[ -n "${TEST_DATABASE_URL:-}" ] || die "TEST_DATABASE_URL is not set"
+ensure_postgres
 
 db="contract_$$"
 admin_url=${TEST_DATABASE_URL%/*}
@@ -45,6 +50,7 @@ for _ in $(seq 100); do
   curl -fs "$api/openapi.json" >/dev/null 2>&1 && break
   sleep 0.1
 done
+fi
 token=$(curl -fs -X POST "$api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"admin@gamestore.com","password":"admin123"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
 [ -n "$token" ] || die "could not sign in as the seed admin"
@@ -56,6 +62,7 @@ contract_run() {
   .venv/bin/st --config-file scripts/contract.toml run "$api/openapi.json" \
     --checks all --phases examples,coverage,fuzzing,stateful \
     --header "Authorization: Bearer $token" \
+    ${CONTRACT_EXAMPLES:+--max-examples "$CONTRACT_EXAMPLES"} \
     --seed "$1" --generation-database none --workers 1 --no-color
 }
 

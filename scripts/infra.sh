@@ -16,7 +16,7 @@ template=infra/template.yaml
 # The deploy workflow installs the same SAM CLI and cargo-lambda versions.
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
-CARGO_LAMBDA_VERSION=1.9.2
+# CARGO_LAMBDA_VERSION comes from scripts/lib.sh (make dev-lambda and make test use it too).
 CHECKOV_VERSION=3.3.30
 # checkov pins its own boto3, cfn-lint and friends, which clash with the SAM CLI's: it gets
 # a venv of its own.

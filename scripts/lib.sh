@@ -179,3 +179,90 @@ dev_build_and_seed() {
   "$bin" seed-admin --email admin@gamestore.com --password admin123
   "$bin" seed-demo
 }
+
+# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH.
+CARGO_LAMBDA_VERSION=1.9.2
+ensure_cargo_lambda() {
+  export PATH="$PWD/.venv/bin:$PATH"
+  if cargo lambda -V 2>/dev/null | grep -q " $CARGO_LAMBDA_VERSION\b"; then return 0; fi
+  log "installing cargo-lambda $CARGO_LAMBDA_VERSION into .venv"
+  ensure_venv && venv_install "cargo-lambda==$CARGO_LAMBDA_VERSION"
+}
+
+# lambda_stack_start DIR API_PORT ENDPOINT QUEUE_URL DLQ_URL [devgw serve options...]:
+# the function binaries under `cargo lambda watch` and devgw in front of them (API on
+# 127.0.0.1:API_PORT, routes, SQS source and schedule from infra/template.yaml, the Secrets
+# extension backed by the LocalStack at ENDPOINT), both in the background, pids and logs in
+# DIR. Needs DATABASE_URL (postgres://user[:password]@127.0.0.1:port/db), whose credentials
+# it stores as the DbSecret; the JWT secret is LocalStack's gamestore/jwt-secret.
+# LAMBDA_ENV="NAME=VALUE ..." adds variables to the functions' environment.
+lambda_stack_start() {
+  local dir=$1 api_port=$2 endpoint=$3 queue_url=$4 dlq_url=$5
+  shift 5
+  mkdir -p "$dir"
+  ensure_cargo_lambda
+  local db_secret="gamestore/db-$(basename "$dir")" db_host db_port db_name
+  # The DbSecret's shape in AWS: {"username","password"}; host, port and name are the
+  # functions' DB_* variables.
+  read -r db_host db_port db_name < <(.venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" <<'PY'
+import json, sys, urllib.parse, boto3
+endpoint, name, url = sys.argv[1:4]
+parsed = urllib.parse.urlparse(url)
+value = json.dumps({"username": urllib.parse.unquote(parsed.username or "postgres"),
+                    "password": urllib.parse.unquote(parsed.password or "")})
+sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+try:
+    sm.create_secret(Name=name, SecretString=value)
+except sm.exceptions.ResourceExistsException:
+    sm.put_secret_value(SecretId=name, SecretString=value)
+print(parsed.hostname or "127.0.0.1", parsed.port or 5432, parsed.path.lstrip("/") or "postgres")
+PY
+  )
+  [ -n "$db_name" ] || die "cannot store the database secret in LocalStack"
+  local watch_port ext_port
+  watch_port=$(free_port $((api_port + 1)))
+  ext_port=$(free_port 2773)
+  cargo build --quiet --bin devgw
+  local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
+  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref "DbProxy.Endpoint=$db_host"
+    --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
+    --ref MailFrom=welcome@gamestore.example --extension-port "$ext_port")
+  # What Lambda itself gives a function (credentials, region) and what differs locally:
+  # LocalStack's endpoint, the local Postgres port, no TLS.
+  local sets=() pair
+  for pair in ${LAMBDA_ENV:-}; do sets+=(--set "$pair"); done
+  "$devgw" env "${refs[@]}" "${sets[@]}" --set "DB_PORT=$db_port" --set DB_SSLMODE=disable \
+    --set "AWS_ENDPOINT_URL=$endpoint" --set AWS_ACCESS_KEY_ID=test --set AWS_SECRET_ACCESS_KEY=test \
+    --set AWS_REGION=us-east-1 >"$dir/functions.env"
+  (exec setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --env-file "$dir/functions.env" \
+    >"$dir/watch.log" 2>&1) &
+  echo $! >"$dir/watch.pid"
+  AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" --invoke "http://127.0.0.1:$watch_port" \
+    --aws-endpoint "$endpoint" "$@" >"$dir/devgw.log" 2>&1 &
+  echo $! >"$dir/devgw.pid"
+  local i
+  for i in $(seq 1 100); do
+    port_free "$api_port" || break
+    kill -0 "$(cat "$dir/devgw.pid")" 2>/dev/null || { cat "$dir/devgw.log" >&2; die "devgw exited"; }
+    kill -0 "$(cat "$dir/watch.pid")" 2>/dev/null || { cat "$dir/watch.log" >&2; die "cargo lambda watch exited"; }
+    sleep 0.1
+  done
+  echo "$api_port" >"$dir/port"
+}
+
+# kill_tree PID: stops PID and its descendants, the descendants first.
+kill_tree() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
+
+# lambda_stack_stop DIR: stops devgw, cargo lambda watch and the function processes it
+# started (each in a session of its own, sent no signal when watch stops).
+lambda_stack_stop() {
+  local dir=$1
+  if [ -s "$dir/devgw.pid" ]; then kill "$(cat "$dir/devgw.pid")" 2>/dev/null || true; rm -f "$dir/devgw.pid"; fi
+  if [ -s "$dir/watch.pid" ]; then kill_tree "$(cat "$dir/watch.pid")"; rm -f "$dir/watch.pid"; fi
+}

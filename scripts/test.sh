@@ -46,4 +46,35 @@ scripts/contract.sh || contract=$?
 
 log "cargo nextest run"
 cargo nextest run --workspace --no-fail-fast
+
+# The deployed shape (make dev-lambda) on free ports: devgw routes, batches and schedules
+# from infra/template.yaml into the function binaries under cargo lambda watch. Its own
+# database and queues; a short visibility timeout, redrive count, schedule and outbox grace
+# so that the dead-letter and sweeper checks take seconds.
+ldir=.test/lambda
+rm -rf "$ldir" # pid files of an interrupted run name processes long gone
+trap 'lambda_stack_stop "$ldir"; pg_stop "$dir"; redis_stop "$rdir"; localstack_stop "$lsdir"' EXIT
+"$PGBIN/psql" -qc "CREATE DATABASE lambda_e2e" "$TEST_DATABASE_URL"
+lambda_db="${TEST_DATABASE_URL%/*}/lambda_e2e"
+DATABASE_URL=$lambda_db dev_build_and_seed
+queues=$(.venv-localstack/bin/python - "$TEST_LOCALSTACK_URL" <<'PY'
+import sys, boto3
+sqs = boto3.client("sqs", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="test", aws_secret_access_key="test")
+print(sqs.create_queue(QueueName="lambda-e2e")["QueueUrl"], sqs.create_queue(QueueName="lambda-e2e-dlq")["QueueUrl"])
+PY
+)
+read -r queue dlq <<<"$queues"
+api_port=$(free_port 19000)
+log "Lambda stack on 127.0.0.1:$api_port (logs in $ldir)"
+DATABASE_URL=$lambda_db LAMBDA_ENV="OUTBOX_GRACE_SECONDS=1" lambda_stack_start "$ldir" "$api_port" \
+  "$TEST_LOCALSTACK_URL" "$queue" "$dlq" --visibility-timeout 1 --max-receive-count 3 --schedule-seconds 2
+log "contract test against the Lambda stack"
+lambda_contract=0
+CONTRACT_EXAMPLES=${LAMBDA_CONTRACT_EXAMPLES:-10} scripts/contract.sh "http://127.0.0.1:$api_port/api/v1" \
+  || lambda_contract=$?
+log "end-to-end checks against the Lambda stack"
+TEST_LAMBDA_API="http://127.0.0.1:$api_port" TEST_LAMBDA_DATABASE_URL=$lambda_db TEST_LAMBDA_QUEUE_URL=$queue \
+  TEST_LAMBDA_DLQ_URL=$dlq TEST_LAMBDA_MAX_RECEIVES=3 cargo nextest run -p devgw --run-ignored only
+[ "$lambda_contract" = 0 ] || die "the contract test against the Lambda stack failed (output above)"
 [ "$contract" = 0 ] || die "the contract test failed (schemathesis output above)"

@@ -3,8 +3,8 @@
 #   - SQS queue gamestore-welcome-emails, redriven to gamestore-welcome-emails-dlq after
 #     5 receives (maxReceiveCount 5)
 #   - SES: the sender identity verified (SES v1, which LocalStack emulates)
-#   - Secrets Manager: the JWT secret (random, made here) and the database URL (from
-#     GAMESTORE_DATABASE_URL when the launcher was given one)
+#   - Secrets Manager: the JWT secret (random, made here); the database credentials are
+#     stored by whoever knows the database (scripts/lib.sh lambda_stack_start)
 import json
 import os
 import secrets
@@ -44,5 +44,3 @@ def put_secret(name, value):
 
 
 put_secret("gamestore/jwt-secret", secrets.token_urlsafe(48))
-if os.environ.get("GAMESTORE_DATABASE_URL"):
-    put_secret("gamestore/database-url", os.environ["GAMESTORE_DATABASE_URL"])

@@ -1,0 +1,52 @@
+//! Lambda's Invoke API, as `cargo lambda watch` serves it:
+//! `POST /2015-03-31/functions/<binary>/invocations` with the event as the body. AWS
+//! answers a function error with 200 and `X-Amz-Function-Error`, `cargo lambda watch` with
+//! a 500 and the error as body: both are a failed invocation here.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("invoking {function}: {reason}")]
+    Transport { function: String, reason: String },
+    #[error("{function} failed: {body}")]
+    Function { function: String, body: String },
+}
+
+#[derive(Clone)]
+pub struct Invoker {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Invoker {
+    /// `base` is the address of the Invoke API, e.g. `http://127.0.0.1:9001`.
+    pub fn new(base: &str) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned(), client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// Invokes `function` synchronously and returns its JSON answer.
+    pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, InvokeError> {
+        let transport = |reason: String| InvokeError::Transport { function: function.to_owned(), reason };
+        let request = http::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.base))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(event.to_string())))
+            .map_err(|err| transport(err.to_string()))?;
+        let response = self.client.request(request).await.map_err(|err| transport(err.to_string()))?;
+        let status = response.status();
+        let failed = response.headers().contains_key("x-amz-function-error");
+        let body = response.into_body().collect().await.map_err(|err| transport(err.to_string()))?.to_bytes();
+        if failed || !status.is_success() {
+            return Err(InvokeError::Function {
+                function: function.to_owned(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|err| transport(format!("answer is not JSON: {err}")))
+    }
+}
