@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod carts;
 mod commit_unknown;
+mod connections;
 mod deadlocks;
 mod email;
 mod helpers;
