@@ -228,6 +228,21 @@ mod tests {
         assert!(matches!(pool("sslmode=bogus", 1), Err(DbError::Url(_))));
     }
 
+    #[test]
+    fn sessions_get_timeouts_unless_the_url_sets_them() {
+        let parse = |url: &str| session_defaults(tokio_postgres::Config::from_str(url).unwrap_or_default());
+        let defaults = parse("postgres://u@127.0.0.1/db");
+        assert_eq!(defaults.get_connect_timeout(), Some(&CONNECT));
+        assert_eq!(defaults.get_options(), Some("-c statement_timeout=5s"));
+
+        let given = parse("postgres://u@127.0.0.1/db?connect_timeout=1&options=-c%20statement_timeout%3D0");
+        assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(1)));
+        assert_eq!(given.get_options(), Some("-c statement_timeout=0"));
+
+        let other = parse("postgres://u@127.0.0.1/db?options=-c%20search_path%3Dapp");
+        assert_eq!(other.get_options(), Some("-c search_path=app -c statement_timeout=5s"));
+    }
+
     #[tokio::test]
     async fn require_refuses_a_server_without_tls() {
         // A plain-text "server" that answers the SSLRequest with 'N' (no TLS): a client

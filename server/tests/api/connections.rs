@@ -263,3 +263,38 @@ async fn a_database_restart_costs_no_request() {
     let server = Server::start(&database_url).await;
     survives_freeze(&app, &server, || async { cluster.pg_ctl("restart") }).await;
 }
+
+/// A statement that runs into `statement_timeout` (here a lock held by another session,
+/// standing in for a stuck query) answers a fast 503 with Retry-After, not 500 and not a
+/// Lambda timeout; an order is 503 too, not 502 `commit_unknown`: the cancelled statement
+/// rolled back, so nothing was bought and the retry Retry-After invites is safe.
+#[tokio::test]
+async fn a_statement_timeout_is_503_and_commits_nothing() {
+    let app = TestApp::spawn().await;
+    let product = app.product("SLOW-1", 100, 10).await;
+    let token = app.user_token(Role::User).await;
+    // DATABASE_URL's own statement_timeout wins over the pool's default (5 s).
+    let separator = if app.database_url.contains('?') { '&' } else { '?' };
+    let short = app.sibling_via(format!("{}{separator}options=-c%20statement_timeout%3D200ms", app.database_url)).await;
+
+    let (locker, connection) = tokio_postgres::connect(&app.database_url, NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    locker.batch_execute("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE").await.expect("lock products");
+
+    let list = short.get("/api/v1/products", None).await;
+    let auth = format!("Bearer {token}");
+    let headers = [("content-type", "application/json"), ("authorization", auth.as_str()), ("idempotency-key", "slow")];
+    let body = json!({"product_id": product, "quantity": 1}).to_string().into_bytes();
+    let order = short.send(Method::POST, "/api/v1/orders", &headers, body.clone()).await;
+    for (what, response) in [("list", &list), ("order", &order)] {
+        assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {:?}", response.body);
+        assert_eq!(response.code(), "service_unavailable", "{what}");
+        assert_eq!(response.headers.get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]), "{what}");
+    }
+
+    locker.batch_execute("ROLLBACK").await.expect("unlock");
+    assert_eq!(app.count("orders").await, 0, "the cancelled order rolled back");
+    assert_eq!(app.stock(product).await, 10);
+    let retried = short.send(Method::POST, "/api/v1/orders", &headers, body).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{:?}", retried.body);
+}
