@@ -31,24 +31,26 @@ pub enum DbError {
     Migrate(#[from] refinery::Error),
 }
 
-/// How long a pool may wait for a free connection. Together with [`CREATE`] and the
-/// statement timeout it stays under the functions' 10 s timeout, so a saturated proxy
-/// answers 503 instead of a Lambda timeout.
+/// How long a request may wait for a free connection of the pool (only the local server,
+/// whose requests share a pool, ever waits: a Lambda environment serves one at a time).
 const WAIT: Duration = Duration::from_secs(3);
-/// Opening a connection: TCP and TLS within [`CONNECT`], then start-up and authentication.
-const CREATE: Duration = Duration::from_secs(4);
+/// Opening a connection: TCP within [`CONNECT`], then TLS, start-up and authentication.
+const CREATE: Duration = Duration::from_secs(3);
 /// The TCP connect, unless `DATABASE_URL` sets `connect_timeout`.
 const CONNECT: Duration = Duration::from_secs(3);
 /// The session's `statement_timeout`, unless `DATABASE_URL`'s `options` set one.
 const STATEMENT: &str = "5s";
-/// A connection returned to the pool longer ago than this is checked with one round trip
-/// before it is handed out. A Lambda environment is frozen between invocations and RDS
-/// Proxy drops idle clients: after a pause, the connection's end may be waiting unread on
-/// the socket, and the fast check (`is_closed`) cannot see it yet. Under load connections
-/// come back within milliseconds and skip the check.
+/// A connection last handed out longer ago than this is checked with one round trip
+/// before it is handed out again. A Lambda environment is frozen between invocations and
+/// RDS Proxy drops idle clients: after a pause, the connection's end may be waiting unread
+/// on the socket (or lost with the frozen guest's packets), and the fast check
+/// (`is_closed`) cannot see it. Under load connections come back within milliseconds and
+/// skip the check.
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 /// The round trip of that check; a connection that does not answer in time is replaced.
-const CHECK: Duration = Duration::from_secs(1);
+/// As long as RDS Proxy's `ConnectionBorrowTimeout` (2 s), so a busy proxy is not taken
+/// for a dead connection.
+const CHECK: Duration = Duration::from_secs(2);
 
 /// Builds a pool of at most `size` connections. Connections open lazily; a request that
 /// cannot get one within the timeouts above fails with 503 instead of hanging. A dead
