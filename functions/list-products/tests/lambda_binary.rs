@@ -7,6 +7,8 @@
 
 #[path = "../../../common/tests/support/fake_lambda.rs"]
 mod fake_lambda;
+#[path = "../../../common/tests/support/own_postgres.rs"]
+mod own_postgres;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -30,7 +32,11 @@ struct Database {
 
 async fn database_with_a_product(tag: &str) -> Database {
     let (admin_url, host, port) = test_database();
-    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
+    database_with_a_product_on(&admin_url, host, port, tag).await
+}
+
+async fn database_with_a_product_on(admin_url: &str, host: String, port: u16, tag: &str) -> Database {
+    let (admin, connection) = tokio_postgres::connect(admin_url, NoTls).await.unwrap();
     tokio::spawn(connection);
     let name = format!("list_products_{tag}_{}", uuid::Uuid::new_v4().simple());
     admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
@@ -111,16 +117,10 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
     admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
 }
 
-/// Lambda freezes an environment between invocations; RDS Proxy drops idle clients, and a
-/// failover ends every connection. The frozen function's connection dies, the next
-/// invocation arrives, the environment thaws: that invocation must still answer 200.
-#[tokio::test]
-async fn a_connection_that_died_while_frozen_costs_no_invocation() {
-    let Database { admin, name: db, host, port } = database_with_a_product("frozen").await;
-    let event = list_products_event();
-    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+/// The binary with its configuration in the environment (as locally), not the extension.
+fn spawn_configured_in_env(runtime: std::net::SocketAddr, database_url: &str) -> Killed {
     let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
-        .env("DATABASE_URL", format!("host={host} port={port} user=postgres dbname={db}"))
+        .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789")
         .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "list-products")
@@ -130,15 +130,32 @@ async fn a_connection_that_died_while_frozen_costs_no_invocation() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let child = Killed(child);
-    let signal = |signal: &str| {
-        let status = Command::new("kill").args([signal, &child.0.id().to_string()]).status().unwrap();
-        assert!(status.success(), "kill {signal}");
-    };
+    Killed(child)
+}
+
+/// SIGSTOP freezes the process as Lambda freezes an environment; SIGCONT thaws it.
+fn signal(child: &Killed, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
+/// Longer than the pool's idle-check threshold (1 s), as a freeze between invocations
+/// that lets a connection die is.
+const FROZEN_FOR: Duration = Duration::from_millis(1500);
+
+/// Lambda freezes an environment between invocations; RDS Proxy drops idle clients, and a
+/// failover ends every connection. The frozen function's connection dies, the next
+/// invocation arrives, the environment thaws: that invocation must still answer 200.
+#[tokio::test]
+async fn a_connection_that_died_while_frozen_costs_no_invocation() {
+    let Database { admin, name: db, host, port } = database_with_a_product("frozen").await;
+    let event = list_products_event();
+    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
     assert_listed(&mut results, "warm").await;
 
     for round in ["thawed-1", "thawed-2", "thawed-3"] {
-        signal("-STOP");
+        signal(&child, "-STOP");
         let terminated: i64 = admin
             .query_one(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -150,10 +167,8 @@ async fn a_connection_that_died_while_frozen_costs_no_invocation() {
             .get(0);
         assert!(terminated >= 1, "{round}: the function held no connection");
         feed.invoke(round, event.clone());
-        // Longer than the pool's idle-check threshold (1 s), as a freeze between
-        // invocations that lets a connection die is.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        signal("-CONT");
+        tokio::time::sleep(FROZEN_FOR).await;
+        signal(&child, "-CONT");
         assert_listed(&mut results, round).await;
     }
 
@@ -209,29 +224,38 @@ async fn a_connection_dropped_silently_costs_no_invocation() {
     let relay = SilentDropper::start(&host, port).await;
     let event = list_products_event();
     let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
-    let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
-        .env("DATABASE_URL", format!("host=127.0.0.1 port={} user=postgres dbname={db}", relay.port))
-        .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "list-products")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let child = Killed(child);
+    let child =
+        spawn_configured_in_env(runtime, &format!("host=127.0.0.1 port={} user=postgres dbname={db}", relay.port));
     assert_listed(&mut results, "warm").await;
 
     for round in ["after-drop-1", "after-drop-2"] {
         relay.drop_connections();
-        // Longer than the pool's idle-check threshold (1 s): the pause between invocations
-        // in which a connection can die unnoticed.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(FROZEN_FOR).await;
         feed.invoke(round, event.clone());
         assert_listed(&mut results, round).await;
     }
 
     drop(child);
     admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// PostgreSQL (the test's own cluster) restarted while the function is frozen.
+#[tokio::test]
+async fn a_database_restart_while_frozen_costs_no_invocation() {
+    let cluster = own_postgres::OwnPostgres::start();
+    let Database { name: db, host, port, .. } =
+        database_with_a_product_on(&cluster.url("postgres"), "127.0.0.1".to_owned(), cluster.port(), "restart").await;
+    let event = list_products_event();
+    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
+    assert_listed(&mut results, "warm").await;
+
+    for round in ["restarted-1", "restarted-2"] {
+        signal(&child, "-STOP");
+        cluster.pg_ctl("restart");
+        feed.invoke(round, event.clone());
+        tokio::time::sleep(FROZEN_FOR).await;
+        signal(&child, "-CONT");
+        assert_listed(&mut results, round).await;
+    }
 }

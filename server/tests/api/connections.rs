@@ -5,8 +5,7 @@
 //! unused for over a second; without it the first requests after the thaw ran on dead
 //! connections and answered 503 (an order 502 `commit_unknown`).
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use serde_json::json;
 use tokio_postgres::NoTls;
 
 use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
+use crate::own_postgres::{OwnPostgres, free_port};
 
 /// Requests sent while the server is frozen, per round.
 const QUEUED: usize = 30;
@@ -62,10 +62,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free loopback port").port()
 }
 
 /// What the queued requests need: a product to read and order, an account to sign in to.
@@ -168,80 +164,6 @@ async fn terminated_connections_cost_no_request() {
         assert!(terminated > 0, "the server held no connection");
     })
     .await;
-}
-
-/// A throw-away PostgreSQL cluster of this test's own, so it can be restarted.
-struct OwnPostgres {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl OwnPostgres {
-    fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|version| version.path().join("bin"))
-            .filter(|bin| bin.join("initdb").exists())
-            .max()
-            .or_else(|| std::env::var_os("PGBIN").map(PathBuf::from))
-            .expect("PostgreSQL server binaries (set PGBIN)");
-        let dir = std::env::temp_dir().join(format!("gamestore-pg-{}", uuid::Uuid::new_v4().simple()));
-        let cluster = Self { bin, dir, port: free_port() };
-        let data = cluster.data();
-        cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
-        let conf = "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nfsync = off\n";
-        let conf_path = cluster.dir.join("data/postgresql.conf");
-        let mut existing = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
-        existing.push_str(conf);
-        std::fs::write(&conf_path, existing).expect("write postgresql.conf");
-        cluster.pg_ctl("start");
-        cluster
-    }
-
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
-    }
-
-    fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    fn pg_ctl(&self, action: &str) {
-        let log = self.dir.join("server.log").display().to_string();
-        let options = format!("-p {}", self.port);
-        self.run("pg_ctl", &["-D", &self.data(), "-l", &log, "-m", "fast", "-w", "-t", "60", "-o", &options, action]);
-    }
-
-    /// Runs a server binary and checks it succeeded.
-    fn run(&self, program: &str, args: &[&str]) {
-        let output = self.command(program).args(args).output().expect("run a PostgreSQL binary");
-        assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-
-    /// A server binary's command; as root (which the server refuses) run as `postgres`.
-    fn command(&self, program: &str) -> Command {
-        let program = self.bin.join(program);
-        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if !as_root {
-            return Command::new(program);
-        }
-        std::fs::create_dir_all(&self.dir).expect("cluster directory");
-        let chown = Command::new("chown").args(["postgres", &self.dir.display().to_string()]).status();
-        assert!(chown.is_ok_and(|s| s.success()), "chown the cluster directory to postgres");
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let _ = self.command("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// PostgreSQL restarted while the server is frozen: every connection it held is gone.

@@ -21,6 +21,8 @@ mod migrate;
 mod order_history;
 mod orders;
 mod outbox_recovery;
+#[path = "../../../common/tests/support/own_postgres.rs"]
+mod own_postgres;
 mod process;
 mod products;
 mod registration_limits;
