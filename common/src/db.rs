@@ -78,15 +78,19 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
         .build()?)
 }
 
-/// The connect timeout and `statement_timeout`, as connection parameters (the start-up
+/// The connect timeout, and `statement_timeout` as a connection parameter (the start-up
 /// packet) rather than a `SET` per checkout, which would cost a round trip and pin the
 /// session behind RDS Proxy. Values given in `DATABASE_URL` win.
+///
+/// RDS Proxy refuses the `options` start-up parameter, so a TLS connection
+/// (`sslmode=require`: the stack's connection through the proxy) gets no default
+/// `statement_timeout` here: there it is the proxy's `InitQuery` or the role's setting.
 fn session_defaults(mut pg: tokio_postgres::Config) -> tokio_postgres::Config {
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(CONNECT);
     }
     let options = pg.get_options().unwrap_or_default();
-    if !options.contains("statement_timeout") {
+    if pg.get_ssl_mode() != SslMode::Require && !options.contains("statement_timeout") {
         let options = format!("{options} -c statement_timeout={STATEMENT}");
         pg.options(options.trim_start());
     }
@@ -243,6 +247,11 @@ mod tests {
 
         let other = parse("postgres://u@127.0.0.1/db?options=-c%20search_path%3Dapp");
         assert_eq!(other.get_options(), Some("-c search_path=app -c statement_timeout=5s"));
+
+        // Through RDS Proxy, which refuses `options`: only the connect timeout.
+        let proxy = parse("host=proxy.example user=u sslmode=require");
+        assert_eq!(proxy.get_connect_timeout(), Some(&CONNECT));
+        assert_eq!(proxy.get_options(), None);
     }
 
     #[tokio::test]
