@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Metrics, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -24,18 +24,44 @@ pub enum DbError {
     #[error("cannot get a database connection: {0}")]
     Connect(#[from] deadpool_postgres::PoolError),
     #[cfg(feature = "migrations")]
+    #[error("cannot lift the statement timeout for migrations: {0}")]
+    Session(#[source] tokio_postgres::Error),
+    #[cfg(feature = "migrations")]
     #[error("migration failed: {0}")]
     Migrate(#[from] refinery::Error),
 }
 
+/// How long a request may wait for a free connection of the pool (only the local server,
+/// whose requests share a pool, ever waits: a Lambda environment serves one at a time).
+const WAIT: Duration = Duration::from_secs(3);
+/// Opening a connection: TCP within [`CONNECT`], then TLS, start-up and authentication.
+const CREATE: Duration = Duration::from_secs(3);
+/// The TCP connect, unless `DATABASE_URL` sets `connect_timeout`.
+const CONNECT: Duration = Duration::from_secs(3);
+/// The session's `statement_timeout`, unless `DATABASE_URL`'s `options` set one.
+const STATEMENT: &str = "5s";
+/// A connection last handed out longer ago than this is checked with one round trip
+/// before it is handed out again. A Lambda environment is frozen between invocations and
+/// RDS Proxy drops idle clients: after a pause, the connection's end may be waiting unread
+/// on the socket (or lost with the frozen guest's packets), and the fast check
+/// (`is_closed`) cannot see it. Under load connections come back within milliseconds and
+/// skip the check.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
+/// The round trip of that check; a connection that does not answer in time is replaced.
+/// As long as RDS Proxy's `ConnectionBorrowTimeout` (2 s), so a busy proxy is not taken
+/// for a dead connection.
+const CHECK: Duration = Duration::from_secs(2);
+
 /// Builds a pool of at most `size` connections. Connections open lazily; a request that
-/// waits longer than 5 s for one fails with 503 instead of hanging.
+/// cannot get one within the timeouts above fails with 503 instead of hanging. A dead
+/// connection costs no request: closed ones are dropped on checkout, idle ones checked
+/// first (see [`IDLE_CHECK_AFTER`]), and the pool moves on to the next or a new one.
 ///
 /// `sslmode=require` (what the stack sets for RDS Proxy) connects over TLS and verifies
 /// the server certificate and host name; no `sslmode`, `prefer` or `disable` (local
 /// databases) connect in plain text.
 pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
-    let pg = tokio_postgres::Config::from_str(database_url).map_err(DbError::Url)?;
+    let pg = session_defaults(tokio_postgres::Config::from_str(database_url).map_err(DbError::Url)?);
     let config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
     let manager = if pg.get_ssl_mode() == SslMode::Require {
         Manager::from_config(pg, tls_connector()?, config)
@@ -43,12 +69,53 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
         // `prefer` with NoTls never attempts TLS: local clusters need no certificate.
         Manager::from_config(pg, NoTls, config)
     };
-    let timeouts = Timeouts {
-        wait: Some(Duration::from_secs(5)),
-        create: Some(Duration::from_secs(5)),
-        recycle: Some(Duration::from_secs(5)),
-    };
-    Ok(Pool::builder(manager).max_size(size.max(1)).timeouts(timeouts).runtime(Runtime::Tokio1).build()?)
+    let timeouts = Timeouts { wait: Some(WAIT), create: Some(CREATE), recycle: Some(CHECK) };
+    Ok(Pool::builder(manager)
+        .max_size(size.max(1))
+        .timeouts(timeouts)
+        .runtime(Runtime::Tokio1)
+        .post_recycle(Hook::async_fn(|client, metrics| Box::pin(check_if_idle(client, metrics))))
+        .build()?)
+}
+
+/// The connect timeout, and `statement_timeout` as a connection parameter (the start-up
+/// packet) rather than a `SET` per checkout, which would cost a round trip and pin the
+/// session behind RDS Proxy. Values given in `DATABASE_URL` win.
+///
+/// RDS Proxy refuses the `options` start-up parameter, so a TLS connection
+/// (`sslmode=require`: the stack's connection through the proxy) gets no default
+/// `statement_timeout` here: there it is the proxy's `InitQuery` or the role's setting.
+fn session_defaults(mut pg: tokio_postgres::Config) -> tokio_postgres::Config {
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(CONNECT);
+    }
+    let options = pg.get_options().unwrap_or_default();
+    if pg.get_ssl_mode() != SslMode::Require && !options.contains("statement_timeout") {
+        let options = format!("{options} -c statement_timeout={STATEMENT}");
+        pg.options(options.trim_start());
+    }
+    pg
+}
+
+/// Runs after the fast check (the connection is not known closed). An error drops the
+/// connection, and the pool tries the next one or opens a new one, within the same
+/// checkout: the request never sees it.
+async fn check_if_idle(client: &mut deadpool_postgres::ClientWrapper, metrics: &Metrics) -> Result<(), HookError> {
+    if metrics.last_used() < IDLE_CHECK_AFTER {
+        return Ok(());
+    }
+    // The empty query is what `RecyclingMethod::Verified` sends: one round trip, no plan.
+    match tokio::time::timeout(CHECK, client.simple_query("")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => {
+            tracing::info!(error = %err, "idle database connection is dead; replacing it");
+            Err(HookError::Backend(err))
+        }
+        Err(_) => {
+            tracing::info!("idle database connection did not answer; replacing it");
+            Err(HookError::message("idle connection check timed out"))
+        }
+    }
 }
 
 /// rustls with the `ring` provider (the crypto stack jsonwebtoken's `rust_crypto` already
@@ -77,6 +144,8 @@ mod embedded {
 #[cfg(feature = "migrations")]
 pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
     let mut client = pool.get().await?;
+    // A migration may rewrite a large table; the request sessions' limit is not for it.
+    client.batch_execute("SET statement_timeout = 0").await.map_err(DbError::Session)?;
     let report = embedded::migrations::runner().run_async(&mut **client).await?;
     let mut applied = Vec::new();
     for migration in report.applied_migrations() {
@@ -163,6 +232,26 @@ mod tests {
         assert!(pool("host=127.0.0.1 user=u sslmode=require", 1).is_ok());
         assert!(pool("postgres://u@127.0.0.1/db", 1).is_ok());
         assert!(matches!(pool("sslmode=bogus", 1), Err(DbError::Url(_))));
+    }
+
+    #[test]
+    fn sessions_get_timeouts_unless_the_url_sets_them() {
+        let parse = |url: &str| session_defaults(tokio_postgres::Config::from_str(url).unwrap_or_default());
+        let defaults = parse("postgres://u@127.0.0.1/db");
+        assert_eq!(defaults.get_connect_timeout(), Some(&CONNECT));
+        assert_eq!(defaults.get_options(), Some("-c statement_timeout=5s"));
+
+        let given = parse("postgres://u@127.0.0.1/db?connect_timeout=1&options=-c%20statement_timeout%3D0");
+        assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(1)));
+        assert_eq!(given.get_options(), Some("-c statement_timeout=0"));
+
+        let other = parse("postgres://u@127.0.0.1/db?options=-c%20search_path%3Dapp");
+        assert_eq!(other.get_options(), Some("-c search_path=app -c statement_timeout=5s"));
+
+        // Through RDS Proxy, which refuses `options`: only the connect timeout.
+        let proxy = parse("host=proxy.example user=u sslmode=require");
+        assert_eq!(proxy.get_connect_timeout(), Some(&CONNECT));
+        assert_eq!(proxy.get_options(), None);
     }
 
     #[tokio::test]

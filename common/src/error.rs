@@ -178,7 +178,13 @@ impl From<deadpool_postgres::PoolError> for AppError {
 }
 
 impl From<tokio_postgres::Error> for AppError {
+    /// A lost connection, or a statement cancelled by `statement_timeout` (an ERROR answer:
+    /// it rolled back, so a retry is safe), is 503; anything else is our fault.
     fn from(err: tokio_postgres::Error) -> Self {
-        if err.is_closed() { Self::Unavailable(Box::new(err)) } else { Self::Internal(Box::new(err)) }
+        if err.is_closed() || err.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+            Self::Unavailable(Box::new(err))
+        } else {
+            Self::Internal(Box::new(err))
+        }
     }
 }

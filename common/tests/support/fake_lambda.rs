@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// The session token the fake extension insists on.
 pub const TOKEN: &str = "fake-session-token";
@@ -52,20 +52,40 @@ pub async fn fake_extension(secrets: HashMap<String, Value>, seen: Arc<Mutex<Vec
 
 #[derive(Clone)]
 struct Runtime {
-    /// (request id, event), served from the end.
-    pending: Arc<Mutex<Vec<(String, Value)>>>,
+    feed: Feed,
     results: mpsc::UnboundedSender<(String, Value)>,
 }
 
-/// The Runtime API. `next` hands out `events` in order (then waits forever); each answer
-/// arrives on the returned channel as `(request id, body)`, errors as `("<id> ERROR", ..)`.
-/// Extension registration (lambda_runtime's graceful-shutdown helper) is accepted.
-pub async fn fake_runtime(events: Vec<(String, Value)>) -> (SocketAddr, mpsc::UnboundedReceiver<(String, Value)>) {
+/// Invocations for a running fake Runtime API, after those it was started with.
+#[derive(Clone)]
+pub struct Feed {
+    /// (request id, event), served from the end.
+    pending: Arc<Mutex<Vec<(String, Value)>>>,
+    more: Arc<Notify>,
+}
+
+impl Feed {
+    #[allow(dead_code, reason = "not every test that includes this file invokes after start")]
+    pub fn invoke(&self, id: &str, event: Value) {
+        self.pending.lock().unwrap().insert(0, (id.to_owned(), event));
+        self.more.notify_one();
+    }
+}
+
+/// The Runtime API. `next` hands out `events` in order, then those given to the returned
+/// [`Feed`] (waiting for them); each answer arrives on the returned channel as
+/// `(request id, body)`, errors as `("<id> ERROR", ..)`. Extension registration
+/// (lambda_runtime's graceful-shutdown helper) is accepted.
+pub async fn fake_runtime(
+    events: Vec<(String, Value)>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<(String, Value)>, Feed) {
     async fn next(State(rt): State<Runtime>) -> impl IntoResponse {
-        let popped = rt.pending.lock().unwrap().pop();
-        let Some((id, event)) = popped else {
-            std::future::pending::<()>().await;
-            unreachable!()
+        let (id, event) = loop {
+            let popped = rt.feed.pending.lock().unwrap().pop();
+            match popped {
+                Some(invocation) => break invocation,
+                None => rt.feed.more.notified().await,
+            }
         };
         let mut headers = HeaderMap::new();
         headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
@@ -98,7 +118,8 @@ pub async fn fake_runtime(events: Vec<(String, Value)>) -> (SocketAddr, mpsc::Un
         StatusCode::OK
     }
     let (results, receiver) = mpsc::unbounded_channel();
-    let pending = Arc::new(Mutex::new(events.into_iter().rev().collect()));
+    let feed =
+        Feed { pending: Arc::new(Mutex::new(events.into_iter().rev().collect())), more: Arc::new(Notify::new()) };
     let router = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
@@ -106,8 +127,8 @@ pub async fn fake_runtime(events: Vec<(String, Value)>) -> (SocketAddr, mpsc::Un
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .route("/2020-01-01/extension/register", post(register))
         .route("/2020-01-01/extension/event/next", get(extension_next))
-        .with_state(Runtime { pending, results });
-    (serve(router).await, receiver)
+        .with_state(Runtime { feed: feed.clone(), results });
+    (serve(router).await, receiver, feed)
 }
 
 /// A child process killed (and reaped) when dropped, also when the test panics.

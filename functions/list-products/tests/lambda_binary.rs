@@ -7,6 +7,8 @@
 
 #[path = "../../../common/tests/support/fake_lambda.rs"]
 mod fake_lambda;
+#[path = "../../../common/tests/support/own_postgres.rs"]
+mod own_postgres;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -17,16 +19,28 @@ use common::domain::{Cents, Description, ProductName, Sku, Stock};
 use common::store::products::{self, NewProduct};
 use fake_lambda::{Killed, TOKEN, fake_extension, fake_runtime, test_database};
 use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::NoTls;
 
-#[tokio::test]
-async fn http_function_loads_its_secrets_through_the_extension_once() {
+/// A fresh migrated database holding one product, on the test cluster.
+struct Database {
+    admin: tokio_postgres::Client,
+    name: String,
+    host: String,
+    port: u16,
+}
+
+async fn database_with_a_product(tag: &str) -> Database {
     let (admin_url, host, port) = test_database();
-    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
+    database_with_a_product_on(&admin_url, host, port, tag).await
+}
+
+async fn database_with_a_product_on(admin_url: &str, host: String, port: u16, tag: &str) -> Database {
+    let (admin, connection) = tokio_postgres::connect(admin_url, NoTls).await.unwrap();
     tokio::spawn(connection);
-    let db = format!("list_products_lambda_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE \"{db}\"")).await.unwrap();
-    let pool = common::db::pool(&format!("host={host} port={port} user=postgres dbname={db}"), 1).unwrap();
+    let name = format!("list_products_{tag}_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let pool = common::db::pool(&format!("host={host} port={port} user=postgres dbname={name}"), 1).unwrap();
     common::db::migrate(&pool).await.unwrap();
     let new = NewProduct {
         name: ProductName::parse("Lambda Game".into()).unwrap(),
@@ -37,7 +51,28 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
     };
     products::create(&**pool.get().await.unwrap(), &new).await.unwrap();
     pool.close();
-    drop(pool);
+    Database { admin, name, host, port }
+}
+
+fn list_products_event() -> Value {
+    let fixture = format!("{}/../../events/list-products.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap()
+}
+
+/// The next answer of the function: `id`'s, a 200 listing the product.
+async fn assert_listed(results: &mut UnboundedReceiver<(String, Value)>, id: &str) {
+    let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
+    let (got, response) = answer.expect("the function answered").expect("channel open");
+    assert_eq!(got, id, "{response}");
+    assert_eq!(response["statusCode"], 200, "{id}: {response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().expect("body")).unwrap();
+    assert_eq!(body[0]["sku"], "LAMBDA-BIN-1", "{body}");
+    assert_eq!(body[0]["price"], 1234, "{body}");
+}
+
+#[tokio::test]
+async fn http_function_loads_its_secrets_through_the_extension_once() {
+    let Database { admin, name: db, host, port } = database_with_a_product("lambda").await;
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let secrets = HashMap::from([
@@ -45,9 +80,9 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
         ("arn:db".to_owned(), json!({"username": "postgres", "password": "trust-auth-ignores-it"})),
     ]);
     let extension = fake_extension(secrets, seen.clone()).await;
-    let fixture = format!("{}/../../events/list-products.json", env!("CARGO_MANIFEST_DIR"));
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-    let (runtime, mut results) = fake_runtime(vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)]).await;
+    let event = list_products_event();
+    let (runtime, mut results, _) =
+        fake_runtime(vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)]).await;
 
     let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
         .env_remove("DATABASE_URL")
@@ -72,13 +107,7 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
     let child = Killed(child);
 
     for id in ["one", "two"] {
-        let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
-        let (got, response) = answer.expect("the function answered").expect("channel open");
-        assert_eq!(got, id, "{response}");
-        assert_eq!(response["statusCode"], 200, "{response}");
-        let body: Value = serde_json::from_str(response["body"].as_str().expect("body")).unwrap();
-        assert_eq!(body[0]["sku"], "LAMBDA-BIN-1", "{body}");
-        assert_eq!(body[0]["price"], 1234, "{body}");
+        assert_listed(&mut results, id).await;
     }
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
@@ -86,4 +115,147 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
 
     drop(child);
     admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// The binary with its configuration in the environment (as locally), not the extension.
+fn spawn_configured_in_env(runtime: std::net::SocketAddr, database_url: &str) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
+        .env("DATABASE_URL", database_url)
+        .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789")
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "list-products")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+/// SIGSTOP freezes the process as Lambda freezes an environment; SIGCONT thaws it.
+fn signal(child: &Killed, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill {signal}");
+}
+
+/// Longer than the pool's idle-check threshold (1 s), as a freeze between invocations
+/// that lets a connection die is.
+const FROZEN_FOR: Duration = Duration::from_millis(1500);
+
+/// Lambda freezes an environment between invocations; RDS Proxy drops idle clients, and a
+/// failover ends every connection. The frozen function's connection dies, the next
+/// invocation arrives, the environment thaws: that invocation must still answer 200.
+#[tokio::test]
+async fn a_connection_that_died_while_frozen_costs_no_invocation() {
+    let Database { admin, name: db, host, port } = database_with_a_product("frozen").await;
+    let event = list_products_event();
+    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
+    assert_listed(&mut results, "warm").await;
+
+    for round in ["thawed-1", "thawed-2", "thawed-3"] {
+        signal(&child, "-STOP");
+        let terminated: i64 = admin
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                  WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&db],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(terminated >= 1, "{round}: the function held no connection");
+        feed.invoke(round, event.clone());
+        tokio::time::sleep(FROZEN_FOR).await;
+        signal(&child, "-CONT");
+        assert_listed(&mut results, round).await;
+    }
+
+    drop(child);
+    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// A TCP relay in front of Postgres that can drop its connections silently, as a proxy or
+/// NAT does when it times a connection out while the Lambda environment is frozen (its
+/// FIN never reaches the frozen guest): the backend goes away, the client's socket still
+/// looks open, and only its next write learns otherwise (a reset).
+struct SilentDropper {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl SilentDropper {
+    async fn start(host: &str, port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay_port = listener.local_addr().unwrap().port();
+        let (cut, _) = tokio::sync::watch::channel(0);
+        let upstream = format!("{host}:{port}");
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {
+                            drop(server);
+                            // Closing a socket with unread input sends a reset.
+                            let _ = client.peek(&mut [0u8; 1]).await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port: relay_port, cut }
+    }
+
+    fn drop_connections(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+/// The connection died without the function being told (see [`SilentDropper`]): the
+/// fast check (`is_closed`) cannot see it, and the invocation must still answer 200.
+#[tokio::test]
+async fn a_connection_dropped_silently_costs_no_invocation() {
+    let Database { admin, name: db, host, port } = database_with_a_product("dropped").await;
+    let relay = SilentDropper::start(&host, port).await;
+    let event = list_products_event();
+    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+    let child =
+        spawn_configured_in_env(runtime, &format!("host=127.0.0.1 port={} user=postgres dbname={db}", relay.port));
+    assert_listed(&mut results, "warm").await;
+
+    for round in ["after-drop-1", "after-drop-2"] {
+        relay.drop_connections();
+        tokio::time::sleep(FROZEN_FOR).await;
+        feed.invoke(round, event.clone());
+        assert_listed(&mut results, round).await;
+    }
+
+    drop(child);
+    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+}
+
+/// PostgreSQL (the test's own cluster) restarted while the function is frozen.
+#[tokio::test]
+async fn a_database_restart_while_frozen_costs_no_invocation() {
+    let cluster = own_postgres::OwnPostgres::start();
+    let Database { name: db, host, port, .. } =
+        database_with_a_product_on(&cluster.url("postgres"), "127.0.0.1".to_owned(), cluster.port(), "restart").await;
+    let event = list_products_event();
+    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
+    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
+    assert_listed(&mut results, "warm").await;
+
+    for round in ["restarted-1", "restarted-2"] {
+        signal(&child, "-STOP");
+        cluster.pg_ctl("restart");
+        feed.invoke(round, event.clone());
+        tokio::time::sleep(FROZEN_FOR).await;
+        signal(&child, "-CONT");
+        assert_listed(&mut results, round).await;
+    }
 }

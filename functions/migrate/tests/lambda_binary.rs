@@ -34,7 +34,7 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
         ("arn:admin".to_owned(), json!({"email": "first-admin@example.com", "password": "first admin password"})),
     ]);
     let extension = fake_extension(secrets, seen.clone()).await;
-    let (runtime, mut results) =
+    let (runtime, mut results, _) =
         fake_runtime(vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))]).await;
 
     let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
@@ -138,7 +138,7 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
     )]);
     let extension = fake_extension(secrets, Arc::default()).await;
     let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
-    let (runtime, mut results) = fake_runtime(vec![("hook".to_owned(), event)]).await;
+    let (runtime, mut results, _) = fake_runtime(vec![("hook".to_owned(), event)]).await;
 
     let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
         .env_remove("DATABASE_URL")

@@ -114,6 +114,11 @@ impl TestApp {
         Self::spawn_on(fresh_database().await, publisher, limits).await
     }
 
+    /// A test app on an existing, migrated database.
+    pub async fn spawn_on_database(database_url: String) -> Self {
+        Self::spawn_on(database_url, None, Limits::default()).await
+    }
+
     /// A second server process on the same database, as another Lambda instance would be.
     pub async fn sibling(&self) -> Self {
         self.sibling_via(self.database_url.clone()).await

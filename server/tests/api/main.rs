@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod carts;
 mod commit_unknown;
+mod connections;
 mod deadlocks;
 mod email;
 mod helpers;
@@ -20,6 +21,8 @@ mod migrate;
 mod order_history;
 mod orders;
 mod outbox_recovery;
+#[path = "../../../common/tests/support/own_postgres.rs"]
+mod own_postgres;
 mod process;
 mod products;
 mod registration_limits;
