@@ -187,3 +187,15 @@ async fn an_unrouted_path_answers_the_apis_json_404() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "route_not_found");
 }
+
+#[tokio::test]
+#[ignore = "needs the Lambda stack (scripts/test.sh)"]
+async fn a_documented_path_with_an_unlisted_method_answers_405_with_allow() {
+    // API Gateway sends it to `$default` (openapi), which answers as the local router does.
+    let request = http::Request::builder().method("DELETE").uri(api("/products")).body(Default::default()).unwrap();
+    let (status, headers, body) = send(request).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some("GET,POST"));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
+}

@@ -1,18 +1,86 @@
 //! GET /api/v1/openapi.json: the API's contract, the document `make test` checks the
-//! implementation against.
+//! implementation against. The function also takes the HTTP API's `$default` route (what
+//! no other function owns) and answers it as the local server's router does.
+
+use std::sync::LazyLock;
 
 use axum::Router;
-use axum::http::header;
-use axum::routing::get;
-use common::AppState;
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use common::{AppError, AppState};
 
 const DOCUMENT: &str = include_str!("../openapi.json");
 
 pub fn routes(_state: AppState) -> Router {
-    Router::new().route(
-        "/api/v1/openapi.json",
-        get(|| async {
-            ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "max-age=300")], DOCUMENT)
-        }),
-    )
+    Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "max-age=300")], DOCUMENT)
+            }),
+        )
+        .route("/{*path}", any(unrouted))
+}
+
+/// API Gateway sends every method and path no route names to `$default`, here: a path of
+/// the document with a method it does not list is 405 with `Allow`, as the local router
+/// answers it (axum matches the path, then the method), and any other path the JSON 404.
+/// Locally this only sees unknown paths: a known path never reaches a wildcard.
+async fn unrouted(uri: Uri) -> Response {
+    match DOCUMENTED_PATHS.iter().find(|(template, _)| matches_template(template, uri.path())) {
+        Some((_, allow)) => ([(header::ALLOW, allow.as_str())], AppError::MethodNotAllowed).into_response(),
+        None => AppError::RouteNotFound(uri.path().to_owned()).into_response(),
+    }
+}
+
+/// The document's path templates (`/api/v1/products/{id}`) with the methods each lists
+/// (`GET,POST`), read once.
+static DOCUMENTED_PATHS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+    let document: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap_or_default();
+    let Some(paths) = document["paths"].as_object() else { return Vec::new() };
+    paths
+        .iter()
+        .map(|(template, operations)| {
+            let methods: Vec<String> = operations
+                .as_object()
+                .map(|ops| ops.keys().map(|method| method.to_ascii_uppercase()).collect())
+                .unwrap_or_default();
+            (template.clone(), methods.join(","))
+        })
+        .collect()
+});
+
+/// Whether `path` is an instance of `template`, whose `{name}` segments take any
+/// non-empty segment.
+fn matches_template(template: &str, path: &str) -> bool {
+    let (mut template, mut path) = (template.split('/'), path.split('/'));
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_its_paths_and_methods() {
+        let products = DOCUMENTED_PATHS.iter().find(|(path, _)| path == "/api/v1/products");
+        assert_eq!(products.map(|(_, allow)| allow.as_str()), Some("GET,POST"), "{:?}", *DOCUMENTED_PATHS);
+    }
+
+    #[test]
+    fn paths_match_their_templates_segment_by_segment() {
+        assert!(matches_template("/api/v1/products/{id}", "/api/v1/products/7"));
+        assert!(matches_template("/api/v1/orders", "/api/v1/orders"));
+        assert!(!matches_template("/api/v1/products/{id}", "/api/v1/products/"));
+        assert!(!matches_template("/api/v1/products/{id}", "/api/v1/products/7/x"));
+        assert!(!matches_template("/api/v1/orders", "/api/v1/orders/7"));
+        assert!(!matches_template("/api/v1/orders", "/api/v1/order"));
+    }
 }

@@ -182,6 +182,26 @@ async fn a_function_answers_json_for_routes_it_does_not_own() {
     assert_eq!(body["code"], "route_not_found");
 }
 
+/// The openapi function takes API Gateway's `$default` route: a documented path with a
+/// method nobody serves is 405, as the local router answers it; an unknown path is 404.
+#[tokio::test]
+async fn the_default_route_answers_405_for_a_documented_path_and_404_otherwise() {
+    let app = TestApp::spawn().await;
+    let mut unlisted = event("list-products", "$default", None, false, &[]);
+    unlisted["routeKey"] = json!("$default");
+    unlisted["requestContext"]["http"]["method"] = json!("DELETE");
+    let mut unknown = unlisted.clone();
+    unknown["rawPath"] = json!("/api/v1/nothing-here");
+    unknown["requestContext"]["http"]["path"] = json!("/api/v1/nothing-here");
+
+    let (status, body) = invoke(openapi::routes, &app, &unlisted).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["code"], "method_not_allowed");
+    let (status, body) = invoke(openapi::routes, &app, &unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "route_not_found");
+}
+
 /// A handler that panics is answered 500 `internal_error` by the function itself, not left
 /// to the runtime (an invocation error, which API Gateway turns into its own non-JSON 500).
 #[tokio::test]
