@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -129,6 +129,45 @@ pub async fn fake_runtime(
         .route("/2020-01-01/extension/event/next", get(extension_next))
         .with_state(Runtime { feed: feed.clone(), results });
     (serve(router).await, receiver, feed)
+}
+
+/// `binary` started as Lambda starts a function: against the Runtime API at `runtime`, as
+/// `name`, without the local configuration a developer's environment may hold
+/// (`DATABASE_URL`, `JWT_SECRET`, `ADMIN_*`). The caller adds its configuration and spawns.
+pub fn lambda_command(binary: &str, name: &str, runtime: SocketAddr) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("ADMIN_EMAIL")
+        .env_remove("ADMIN_PASSWORD")
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// The database as the template describes it: host, port and name, with the credentials
+/// (`arn:db`) read through the secrets extension at `extension`. No TLS: the test cluster
+/// has none (in AWS the template sets `require`).
+pub fn database_through_extension<'a>(
+    command: &'a mut Command,
+    extension: SocketAddr,
+    host: &str,
+    port: u16,
+    db: &str,
+) -> &'a mut Command {
+    command
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
+        .env("DB_HOST", host)
+        .env("DB_PORT", port.to_string())
+        .env("DB_NAME", db)
+        .env("DB_SSLMODE", "disable")
+        .env("DB_SECRET_ARN", "arn:db")
 }
 
 /// A child process killed (and reaped) when dropped, also when the test panics.

@@ -11,13 +11,13 @@ mod fake_lambda;
 mod own_postgres;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::domain::{Cents, Description, ProductName, Sku, Stock};
 use common::store::products::{self, NewProduct};
-use fake_lambda::{Killed, TOKEN, fake_extension, fake_runtime, test_database};
+use fake_lambda::{Killed, database_through_extension, fake_extension, fake_runtime, lambda_command, test_database};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::NoTls;
@@ -84,26 +84,16 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
     let (runtime, mut results, _) =
         fake_runtime(vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)]).await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
-        .env_remove("DATABASE_URL")
-        .env_remove("JWT_SECRET")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "list-products")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
-        .env("JWT_SECRET_ARN", "arn:jwt")
-        .env("DB_HOST", &host)
-        .env("DB_PORT", port.to_string())
-        .env("DB_NAME", &db)
-        // The test cluster has no TLS; in AWS the template sets `require`.
-        .env("DB_SSLMODE", "disable")
-        .env("DB_SECRET_ARN", "arn:db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = database_through_extension(
+        &mut lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime),
+        extension,
+        &host,
+        port,
+        &db,
+    )
+    .env("JWT_SECRET_ARN", "arn:jwt")
+    .spawn()
+    .unwrap();
     let child = Killed(child);
 
     for id in ["one", "two"] {
@@ -119,15 +109,9 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
 
 /// The binary with its configuration in the environment (as locally), not the extension.
 fn spawn_configured_in_env(runtime: std::net::SocketAddr, database_url: &str) -> Killed {
-    let child = Command::new(env!("CARGO_BIN_EXE_list-products"))
+    let child = lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime)
         .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "list-products")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     Killed(child)

@@ -9,11 +9,10 @@
 mod fake_lambda;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fake_lambda::{Killed, TOKEN, fake_extension, fake_runtime, test_database};
+use fake_lambda::{Killed, database_through_extension, fake_extension, fake_runtime, lambda_command, test_database};
 use serde_json::json;
 use tokio_postgres::NoTls;
 
@@ -37,27 +36,16 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
     let (runtime, mut results, _) =
         fake_runtime(vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))]).await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .env_remove("DATABASE_URL")
-        .env_remove("ADMIN_EMAIL")
-        .env_remove("ADMIN_PASSWORD")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "migrate")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
-        .env("DB_HOST", &host)
-        .env("DB_PORT", port.to_string())
-        .env("DB_NAME", &db)
-        // The test cluster has no TLS; in AWS the template sets `require`.
-        .env("DB_SSLMODE", "disable")
-        .env("DB_SECRET_ARN", "arn:db")
-        .env("ADMIN_SECRET_ARN", "arn:admin")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = database_through_extension(
+        &mut lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime),
+        extension,
+        &host,
+        port,
+        &db,
+    )
+    .env("ADMIN_SECRET_ARN", "arn:admin")
+    .spawn()
+    .unwrap();
     let child = Killed(child);
 
     let mut answers = Vec::new();
@@ -140,33 +128,23 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
     let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
     let (runtime, mut results, _) = fake_runtime(vec![("hook".to_owned(), event)]).await;
 
-    let child = Command::new(env!("CARGO_BIN_EXE_migrate"))
-        .env_remove("DATABASE_URL")
-        .env_remove("ADMIN_SECRET_ARN")
-        .env_remove("ADMIN_EMAIL")
-        .env_remove("ADMIN_PASSWORD")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "migrate")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "eu-west-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{codedeploy}"))
-        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
-        .env("DB_HOST", &host)
-        .env("DB_PORT", port.to_string())
-        .env("DB_NAME", db)
-        .env("DB_SSLMODE", "disable")
-        .env("DB_SECRET_ARN", "arn:db")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let child = database_through_extension(
+        &mut lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime),
+        extension,
+        &host,
+        port,
+        db,
+    )
+    .env_remove("ADMIN_SECRET_ARN")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_ENDPOINT_URL")
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .env("AWS_REGION", "eu-west-1")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{codedeploy}"))
+    .spawn()
+    .unwrap();
     let child = Killed(child);
     let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
     let (id, body) = answer.expect("the function answered").expect("channel open");
