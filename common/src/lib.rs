@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod lambda;
 pub mod mail;
+pub mod message;
 pub mod outbox;
 pub mod queue;
 pub mod retention;

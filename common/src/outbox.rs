@@ -7,42 +7,14 @@
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 use crate::error::AppError;
+use crate::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use crate::queue::Publisher;
 use crate::retention::{self, PurgeReport, RetentionConfig};
 use crate::store::outbox as store;
-
-/// The kind of the welcome-email message.
-pub const WELCOME_EMAIL: &str = "welcome_email";
-
-/// A message as it travels on the queue: the outbox row's id (the message's unique key,
-/// which the email worker deduplicates on), its kind and its payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboxMessage {
-    pub id: i64,
-    pub kind: String,
-    pub payload: serde_json::Value,
-}
-
-impl OutboxMessage {
-    /// The queue message body.
-    pub fn body(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(body)
-    }
-}
-
-/// Payload of [`WELCOME_EMAIL`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WelcomeEmail {
-    pub to: String,
-}
 
 /// Queues a welcome email for `to` in the caller's transaction.
 pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, AppError> {

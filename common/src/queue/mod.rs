@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::config::ConfigError;
 use crate::env;
-use crate::outbox::OutboxMessage;
+use crate::message::OutboxMessage;
 
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -13,7 +13,7 @@ use redis::streams::{
 use redis::{AsyncCommands, RedisError};
 
 use super::{Consumer, Delivery, Publisher, QueueConfig, QueueError};
-use crate::outbox::OutboxMessage;
+use crate::message::OutboxMessage;
 
 impl From<RedisError> for QueueError {
     fn from(err: RedisError) -> Self {

@@ -7,7 +7,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use super::{Consumer, Delivery, Publisher, QueueConfig, QueueError};
-use crate::outbox::OutboxMessage;
+use crate::message::OutboxMessage;
 
 pub struct SqsQueue {
     client: Client,

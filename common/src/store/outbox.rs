@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
 use crate::error::AppError;
-use crate::outbox::OutboxMessage;
+use crate::message::OutboxMessage;
 
 fn message(row: &Row) -> Result<OutboxMessage, AppError> {
     let payload: String = row.try_get("payload")?;

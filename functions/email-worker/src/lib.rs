@@ -46,7 +46,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::ConfigError;
 use common::domain::Email;
 use common::mail::{self, MailError, Mailer};
-use common::outbox::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use common::queue::{Consumer, Delivery};
 use common::store::outbox::{self as store, Claim};
 use deadpool_postgres::Pool;

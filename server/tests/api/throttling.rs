@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::config::Limits;
-use common::outbox::{self, OutboxMessage};
+use common::message::OutboxMessage;
+use common::outbox;
 use common::queue::{Publisher, QueueError};
 use http::StatusCode;
 
