@@ -1,5 +1,8 @@
 //! Passwords (argon2id, hashed off the async threads), JWTs (HS256 only, every claim
 //! checked) and the extractors that turn an `Authorization` header into a caller.
+//!
+//! Tokens and extractors face HTTP and answer [`AppError`]; the password functions are
+//! also used off the request path (`setup`) and answer their own [`PasswordError`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +19,24 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Password, Role, UserId};
 use crate::error::AppError;
 
+/// The argon2 work failed: a fault on our side, never the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("stored password hash is unreadable: {0}")]
+    Unreadable(String),
+    #[error("password task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Hashes a new password with argon2id and the OWASP parameters (m=19 MiB, t=2, p=1).
-pub async fn hash_password(password: Password) -> Result<String, AppError> {
+pub async fn hash_password(password: Password) -> Result<String, PasswordError> {
     blocking(move || {
         Argon2::default()
             .hash_password(password.expose().as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|err| AppError::Internal(format!("password hashing failed: {err}").into()))
+            .map_err(|err| PasswordError::Hash(err.to_string()))
     })
     .await
 }
@@ -35,12 +49,11 @@ const DUMMY_HASH: &str =
 
 /// Checks a login attempt. `stored` is the account's hash, or `None` for an unknown email;
 /// the work done is the same either way.
-pub async fn verify_password(candidate: String, stored: Option<String>) -> Result<bool, AppError> {
+pub async fn verify_password(candidate: String, stored: Option<String>) -> Result<bool, PasswordError> {
     blocking(move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let hash = PasswordHash::new(&stored)
-            .map_err(|err| AppError::Internal(format!("stored password hash is unreadable: {err}").into()))?;
+        let hash = PasswordHash::new(&stored).map_err(|err| PasswordError::Unreadable(err.to_string()))?;
         let matches = Argon2::default().verify_password(candidate.as_bytes(), &hash).is_ok();
         Ok(known && matches)
     })
@@ -48,9 +61,9 @@ pub async fn verify_password(candidate: String, stored: Option<String>) -> Resul
 }
 
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(work).await.map_err(AppError::internal)?
+    work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
+    tokio::task::spawn_blocking(work).await?
 }
 
 const ISSUER: &str = "gamestore";

@@ -155,61 +155,6 @@ pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
     Ok(applied)
 }
 
-/// Why `migrate` (the Lambda or `gamestore migrate`) failed.
-#[cfg(feature = "migrations")]
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("admin account: {0}")]
-    Admin(#[from] crate::AppError),
-    #[error("the admin secret's {field} {message}")]
-    InvalidAdmin { field: &'static str, message: String },
-}
-
-/// What [`migrate_and_ensure_admin`] did; the migrate Lambda returns it as JSON.
-#[cfg(feature = "migrations")]
-#[derive(Debug, serde::Serialize)]
-pub struct SetupReport {
-    /// Migrations applied by this run.
-    pub applied_migrations: Vec<String>,
-    /// "created" (this run created or promoted the first admin), "present" (an admin
-    /// existed already), or "skipped" (no admin credentials configured).
-    pub admin: &'static str,
-}
-
-/// Everything a deploy does to the database, shared by the migrate Lambda and
-/// `gamestore migrate`: apply pending migrations, then create the first admin from
-/// `admin` unless an admin exists. Idempotent.
-#[cfg(feature = "migrations")]
-pub async fn migrate_and_ensure_admin(
-    pool: &Pool,
-    admin: Option<crate::config::AdminCredentials>,
-) -> Result<SetupReport, SetupError> {
-    use crate::domain::{Email, Password};
-    use crate::store::users::{self, EnsureAdmin};
-
-    let applied_migrations = migrate(pool).await?;
-    let admin = match admin {
-        None => "skipped",
-        Some(creds) => {
-            let email =
-                Email::parse(creds.email).map_err(|e| SetupError::InvalidAdmin { field: "email", message: e.0 })?;
-            let password = Password::parse(creds.password)
-                .map_err(|e| SetupError::InvalidAdmin { field: "password", message: e.0 })?;
-            let client = pool.get().await.map_err(DbError::from)?;
-            match users::ensure_admin(&**client, &email, password).await? {
-                EnsureAdmin::Created(user) => {
-                    tracing::info!(id = user.id.get(), email = %email.masked(), "first admin created");
-                    "created"
-                }
-                EnsureAdmin::AlreadyPresent => "present",
-            }
-        }
-    };
-    Ok(SetupReport { applied_migrations, admin })
-}
-
 /// A fingerprint of the embedded migrations (names and checksums), so tooling can tell
 /// whether a database was migrated by exactly this build.
 #[cfg(feature = "migrations")]

@@ -1,5 +1,7 @@
 //! The one error type of the API and its mapping to HTTP. Every handler returns
-//! `Result<_, AppError>`; nothing else decides a status code or an error body.
+//! `Result<_, AppError>`; nothing else decides a status code or an error body. The errors
+//! of the layers below (store, throttle, passwords) become `AppError`s in one place,
+//! `crate::http::errors`; this module imports none of them, so they may all import it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -168,23 +170,5 @@ impl IntoResponse for AppError {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for AppError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(Box::new(err))
-    }
-}
-
-impl From<tokio_postgres::Error> for AppError {
-    /// A lost connection, or a statement cancelled by `statement_timeout` (an ERROR answer:
-    /// it rolled back, so a retry is safe), is 503; anything else is our fault.
-    fn from(err: tokio_postgres::Error) -> Self {
-        if err.is_closed() || err.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
-            Self::Unavailable(Box::new(err))
-        } else {
-            Self::Internal(Box::new(err))
-        }
     }
 }

@@ -16,6 +16,8 @@ pub mod message;
 pub mod outbox;
 pub mod queue;
 pub mod retention;
+#[cfg(feature = "migrations")]
+pub mod setup;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -10,15 +10,15 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-use crate::error::AppError;
 use crate::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use crate::queue::Publisher;
 use crate::retention::{self, PurgeReport, RetentionConfig};
+use crate::store::StoreError;
 use crate::store::outbox as store;
 
 /// Queues a welcome email for `to` in the caller's transaction.
-pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, AppError> {
-    let payload = serde_json::to_value(WelcomeEmail { to: to.to_owned() }).map_err(AppError::internal)?;
+pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, StoreError> {
+    let payload = serde_json::to_value(WelcomeEmail { to: to.to_owned() }).map_err(StoreError::unexpected)?;
     store::insert(db, WELCOME_EMAIL, &payload).await
 }
 
@@ -100,7 +100,7 @@ const MAX_BATCHES_PER_SWEEP: usize = 50;
 
 /// Republishes every message whose mail is due and not settled (see [`SweepConfig`]), then
 /// deletes what is past retention.
-pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -> Result<SweepReport, AppError> {
+pub async fn sweep(db: &Pool, publisher: &dyn Publisher, config: &SweepConfig) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
     for _ in 0..MAX_BATCHES_PER_SWEEP {
         let messages =

@@ -15,8 +15,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use serde::Serialize;
 
-use crate::error::AppError;
-use crate::store::{orders, outbox, rate_limits, users};
+use crate::store::{StoreError, orders, outbox, rate_limits, users};
 
 #[derive(Debug, Clone)]
 pub struct RetentionConfig {
@@ -57,7 +56,7 @@ pub struct PurgeReport {
 const MAX_BATCHES: usize = 10;
 
 /// Deletes what is past its time, each table in batches of `config.batch`.
-pub async fn purge(db: &Pool, config: &RetentionConfig) -> Result<PurgeReport, AppError> {
+pub async fn purge(db: &Pool, config: &RetentionConfig) -> Result<PurgeReport, StoreError> {
     let client = db.get().await?;
     let db = &**client;
     let limit = config.batch;
@@ -71,10 +70,10 @@ pub async fn purge(db: &Pool, config: &RetentionConfig) -> Result<PurgeReport, A
 
 /// Runs `delete` (one batch of at most `limit` rows) until a batch comes back short or
 /// [`MAX_BATCHES`] ran; returns the rows deleted.
-async fn batched<F, Fut>(limit: i64, mut delete: F) -> Result<u64, AppError>
+async fn batched<F, Fut>(limit: i64, mut delete: F) -> Result<u64, StoreError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64, AppError>>,
+    Fut: Future<Output = Result<u64, StoreError>>,
 {
     let mut total = 0;
     for _ in 0..MAX_BATCHES {

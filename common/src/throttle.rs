@@ -3,13 +3,25 @@
 //! counted before the costly work (the argon2 check or hash), in one atomic statement.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use tokio_postgres::GenericClient;
 
 use crate::config::Limits;
 use crate::domain::Email;
-use crate::error::AppError;
+use crate::store::StoreError;
 use crate::store::rate_limits::{self, Backoff, Counter};
+
+/// Why an attempt was refused; `crate::http` answers it with 429 and `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    #[error("too many login attempts; retry after {retry_after:?}")]
+    TooManyAttempts { retry_after: Duration },
+    #[error("too many registrations from this network; retry after {retry_after:?}")]
+    TooManyRegistrations { retry_after: Duration },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A login attempt that was counted; report its success with [`LoginAttempt::succeeded`].
 pub struct LoginAttempt {
@@ -23,14 +35,14 @@ pub struct LoginAttempt {
 
 impl LoginAttempt {
     /// Counts an attempt to sign in as `email` from `client`, or refuses it with
-    /// [`AppError::TooManyAttempts`] (counting nothing) when any of its counters is past
+    /// [`ThrottleError::TooManyAttempts`] (counting nothing) when any of its counters is past
     /// its limit. An unknown email is counted exactly like a real one.
     pub async fn count(
         db: &impl GenericClient,
         limits: &Limits,
         email: &Email,
         client: Option<IpAddr>,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, ThrottleError> {
         let network = network(client);
         let counter =
             |subject: String, limit, backoff| Counter { subject, limit, window: limits.login_window, backoff };
@@ -45,24 +57,24 @@ impl LoginAttempt {
         };
         match rate_limits::hit(db, &[&attempt.pair, &attempt.account, &attempt.network]).await? {
             None => Ok(attempt),
-            Some(retry_after) => Err(AppError::TooManyAttempts { retry_after }),
+            Some(retry_after) => Err(ThrottleError::TooManyAttempts { retry_after }),
         }
     }
 
     /// The password was right: this pair starts afresh, and the account's and network's
     /// counters forget this pair's attempts (its typos), not the failures of others.
-    pub async fn succeeded(self, db: &impl GenericClient) -> Result<(), AppError> {
+    pub async fn succeeded(self, db: &impl GenericClient) -> Result<(), StoreError> {
         rate_limits::forgive(db, &self.pair, &[&self.account, &self.network]).await
     }
 }
 
 /// Counts a registration from `client` before its password is hashed, or refuses it with
-/// [`AppError::TooManyRegistrations`].
+/// [`ThrottleError::TooManyRegistrations`].
 pub async fn count_registration(
     db: &impl GenericClient,
     limits: &Limits,
     client: Option<IpAddr>,
-) -> Result<(), AppError> {
+) -> Result<(), ThrottleError> {
     let counter = Counter {
         subject: format!("register:network:{}", network(client)),
         limit: limits.register_per_network,
@@ -71,7 +83,7 @@ pub async fn count_registration(
     };
     match rate_limits::hit(db, &[&counter]).await? {
         None => Ok(()),
-        Some(retry_after) => Err(AppError::TooManyRegistrations { retry_after }),
+        Some(retry_after) => Err(ThrottleError::TooManyRegistrations { retry_after }),
     }
 }
 

@@ -11,7 +11,7 @@ use common::mail::{self, MailConfig};
 use common::outbox::SweepConfig;
 use common::queue::{self, QueueConfig};
 use common::store::{products, users};
-use common::{AppError, AppState, auth, db, telemetry};
+use common::{AppError, AppState, auth, db, setup, telemetry};
 use deadpool_postgres::Pool;
 use email_worker::WorkerOptions;
 use gamestore::{Error, Pipeline};
@@ -83,7 +83,7 @@ async fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
             let admin = config::admin_credentials(&config::ProcessEnv).await?;
-            let report = db::migrate_and_ensure_admin(&pool, admin).await?;
+            let report = setup::migrate_and_ensure_admin(&pool, admin).await?;
             tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
         }
         Command::SeedAdmin { email, password } => {
@@ -166,7 +166,7 @@ async fn seed_demo(pool: &Pool) -> Result<(), Error> {
             sku: Sku::parse(sku.into()).map_err(|e| e.0)?,
             stock: Stock::parse(stock).map_err(|e| e.0)?,
         };
-        match products::create(&**client, &new).await {
+        match products::create(&**client, &new).await.map_err(AppError::from) {
             Ok(product) => tracing::info!(id = product.id, sku, "demo product added"),
             Err(AppError::SkuTaken) => tracing::info!(sku, "demo product already present"),
             Err(err) => return Err(err.into()),

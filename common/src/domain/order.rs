@@ -1,8 +1,8 @@
-//! Orders: line quantities and idempotency keys.
+//! Orders: their lines and idempotency keys.
 
 use serde::Serialize;
 
-use super::{Invalid, invalid};
+use super::{Invalid, ProductId, invalid};
 
 /// Units of one product in one order line: 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,6 +42,42 @@ impl IdempotencyKey {
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One line of an order: a product and how many of it.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+/// The lines of one order: one per product, in product id order, which is the order
+/// `place_order` locks stock in.
+#[derive(Debug, Clone)]
+pub struct OrderLines(Vec<OrderLine>);
+
+impl OrderLines {
+    /// Sorts the lines and merges repeated products into one line, whose quantity must
+    /// still be a [`Quantity`].
+    pub fn merge(mut lines: Vec<OrderLine>) -> Result<Self, Invalid> {
+        lines.sort_by_key(|l| l.product_id);
+        let mut merged: Vec<OrderLine> = Vec::with_capacity(lines.len());
+        for line in lines {
+            match merged.last_mut() {
+                Some(last) if last.product_id == line.product_id => {
+                    let sum = i64::from(last.quantity.get()) + i64::from(line.quantity.get());
+                    last.quantity = Quantity::parse(sum)
+                        .or_else(|_| invalid(format!("at most {} units of one product", Quantity::MAX)))?;
+                }
+                _ => merged.push(line),
+            }
+        }
+        Ok(Self(merged))
+    }
+
+    pub fn as_slice(&self) -> &[OrderLine] {
         &self.0
     }
 }

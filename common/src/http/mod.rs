@@ -3,6 +3,7 @@
 //! request id, plus the extractors in the submodules.
 
 mod body;
+mod errors;
 mod headers;
 mod json;
 mod page;

@@ -5,15 +5,8 @@ use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
-use crate::domain::{IdempotencyKey, ProductId, Quantity, UserId};
-use crate::error::AppError;
-
-/// One line of an order request.
-#[derive(Debug, Clone, Copy)]
-pub struct Line {
-    pub product_id: ProductId,
-    pub quantity: Quantity,
-}
+use super::{Entity, StoreError, Unavailable};
+use crate::domain::{IdempotencyKey, OrderLines, UserId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
@@ -56,19 +49,19 @@ pub struct Placed {
 }
 
 /// Places an order in one statement (one round trip, its own transaction): unknown
-/// product is [`AppError::ProductNotFound`], too little stock [`AppError::OutOfStock`],
-/// and in both cases nothing is written. With an idempotency key seen in the last 24 h
-/// the first order comes back instead, or [`AppError::IdempotencyKeyReused`] when that
-/// key was used for a different request. When the connection is lost once the statement
-/// was sent, the order may have committed: [`AppError::CommitUnknown`].
+/// product is [`StoreError::NotFound`], too little stock [`StoreError::OutOfStock`], a
+/// user that no longer exists [`StoreError::Conflict`] on `orders_user_id_fkey`, and in
+/// each case nothing is written. With an idempotency key seen in the last 24 h the first
+/// order comes back instead, or [`StoreError::KeyReused`] when that key was used for a
+/// different request. When the connection is lost once the statement was sent, the order
+/// may have committed: [`Unavailable::CommitUnknown`].
 pub async fn place(
     pool: &Pool,
     user: UserId,
-    lines: &[Line],
+    lines: &OrderLines,
     key: Option<&IdempotencyKey>,
-) -> Result<Placed, AppError> {
-    let mut lines = lines.to_vec();
-    merge_lines(&mut lines)?;
+) -> Result<Placed, StoreError> {
+    let lines = lines.as_slice();
     let product_ids: Vec<i64> = lines.iter().map(|l| l.product_id.get()).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity.get()).collect();
     let fingerprint =
@@ -100,7 +93,7 @@ pub async fn place(
             }
             Err(err) => {
                 let error = order_error(err);
-                if matches!(error, AppError::CommitUnknown(_)) {
+                if matches!(error, StoreError::Unavailable { kind: Unavailable::CommitUnknown, .. }) {
                     // The connection is dead, though it may not know yet: keep it out of the
                     // pool, or the next request fails on it.
                     drop(deadpool_postgres::Object::take(client));
@@ -110,8 +103,7 @@ pub async fn place(
         }
     };
     let replayed = rows.first().map(|row| row.try_get("replayed")).transpose()?.unwrap_or(false);
-    let order =
-        orders_from_rows(&rows)?.pop().ok_or_else(|| AppError::Internal("place_order returned no row".into()))?;
+    let order = orders_from_rows(&rows)?.pop().ok_or_else(|| StoreError::unexpected("place_order returned no row"))?;
     Ok(Placed { order, replayed })
 }
 
@@ -121,7 +113,7 @@ pub async fn list_for_user(
     user: UserId,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<Order>, AppError> {
+) -> Result<Vec<Order>, StoreError> {
     const SQL: &str = "\
         SELECT o.id AS order_id, o.created_at, i.product_id, i.quantity, i.unit_price \
           FROM (SELECT id, created_at FROM orders WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) o \
@@ -135,7 +127,7 @@ pub async fn list_for_user(
 
 /// Groups rows of (order_id, created_at, product_id, quantity, unit_price), ordered by
 /// order, into orders with their items and totals.
-fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, AppError> {
+fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, StoreError> {
     let mut orders: Vec<Order> = Vec::new();
     for row in rows {
         let id: i64 = row.try_get("order_id")?;
@@ -170,50 +162,31 @@ fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, AppError> {
     Ok(orders)
 }
 
-/// Sorts lines by product id (the lock order) and merges repeated products into one line.
-fn merge_lines(lines: &mut Vec<Line>) -> Result<(), AppError> {
-    lines.sort_by_key(|l| l.product_id);
-    let mut merged: Vec<Line> = Vec::with_capacity(lines.len());
-    for line in lines.drain(..) {
-        match merged.last_mut() {
-            Some(last) if last.product_id == line.product_id => {
-                let sum = i64::from(last.quantity.get()) + i64::from(line.quantity.get());
-                last.quantity = Quantity::parse(sum).map_err(|_| {
-                    AppError::invalid("quantity", format!("quantity: at most {} units of one product", Quantity::MAX))
-                })?;
-            }
-            _ => merged.push(line),
-        }
-    }
-    *lines = merged;
-    Ok(())
-}
-
 fn is_transient(err: &tokio_postgres::Error) -> bool {
     matches!(err.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-/// Maps the SQLSTATEs `place_order` raises: GS404 and GS409 (product id in DETAIL), GS422.
-/// An ERROR answer means the statement was rolled back. Anything else once it was sent (the
-/// connection closed, the backend ended with FATAL or PANIC) may have come after the commit.
-fn order_error(err: tokio_postgres::Error) -> AppError {
-    let Some(db) = err.as_db_error() else { return AppError::CommitUnknown(Box::new(err)) };
+/// Maps the SQLSTATEs `place_order` raises: GS404 and GS409 (product id in DETAIL), GS422;
+/// any other answer is classified as every statement's is. An ERROR answer means the
+/// statement was rolled back. Anything else once it was sent (the connection closed, the
+/// backend ended with FATAL or PANIC) may have come after the commit.
+fn order_error(err: tokio_postgres::Error) -> StoreError {
+    let commit_unknown = |err| StoreError::Unavailable { kind: Unavailable::CommitUnknown, source: Box::new(err) };
+    let Some(db) = err.as_db_error() else { return commit_unknown(err) };
     if matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic)) {
-        return AppError::CommitUnknown(Box::new(err));
+        return commit_unknown(err);
     }
     let product_id = || db.detail().and_then(|d| d.parse().ok()).unwrap_or_default();
     match db.code().code() {
-        "GS404" => AppError::ProductNotFound { product_id: product_id() },
-        "GS409" => AppError::OutOfStock { product_id: product_id() },
-        "GS422" => AppError::IdempotencyKeyReused,
-        // The token names a user that no longer exists.
-        "23503" if db.constraint() == Some("orders_user_id_fkey") => AppError::InvalidToken,
+        "GS404" => StoreError::NotFound { entity: Entity::Product, id: product_id() },
+        "GS409" => StoreError::OutOfStock { product_id: product_id() },
+        "GS422" => StoreError::KeyReused,
         _ => err.into(),
     }
 }
 
 /// Deletes up to `limit` idempotency keys past the 24 hours `place_order` honours them.
-pub async fn delete_expired_keys(db: &impl GenericClient, limit: i64) -> Result<u64, AppError> {
+pub async fn delete_expired_keys(db: &impl GenericClient, limit: i64) -> Result<u64, StoreError> {
     let deleted = db
         .execute_typed(
             "DELETE FROM idempotency_keys WHERE (user_id, key) IN ( \

@@ -7,15 +7,15 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 
-use crate::error::AppError;
+use super::StoreError;
 use crate::message::OutboxMessage;
 
-fn message(row: &Row) -> Result<OutboxMessage, AppError> {
+fn message(row: &Row) -> Result<OutboxMessage, StoreError> {
     let payload: String = row.try_get("payload")?;
     Ok(OutboxMessage {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
-        payload: serde_json::from_str(&payload).map_err(AppError::internal)?,
+        payload: serde_json::from_str(&payload).map_err(StoreError::unexpected)?,
     })
 }
 
@@ -24,7 +24,7 @@ pub async fn insert(
     db: &impl GenericClient,
     kind: &str,
     payload: &serde_json::Value,
-) -> Result<OutboxMessage, AppError> {
+) -> Result<OutboxMessage, StoreError> {
     let payload = payload.to_string();
     let rows = db
         .query_typed(
@@ -36,7 +36,7 @@ pub async fn insert(
 }
 
 /// Records that the queue accepted message `id`.
-pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
+pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "UPDATE outbox SET published_at = now() WHERE id = $1 AND published_at IS NULL",
         &[(&id, Type::INT8)],
@@ -55,7 +55,7 @@ pub async fn claim_due(
     grace: Duration,
     redelivery_grace: Duration,
     limit: i64,
-) -> Result<Vec<OutboxMessage>, AppError> {
+) -> Result<Vec<OutboxMessage>, StoreError> {
     let rows = db
         .query_typed(
             "UPDATE outbox o SET last_attempt_at = now(), attempts = o.attempts + 1 \
@@ -103,7 +103,7 @@ pub async fn claim_delivery(
     id: i64,
     recipient: &str,
     lease: Duration,
-) -> Result<Claim, AppError> {
+) -> Result<Claim, StoreError> {
     let claimed = db
         .query_typed(
             "INSERT INTO email_deliveries AS d (message_id, recipient) VALUES ($1, $2) \
@@ -143,7 +143,7 @@ pub async fn claim_delivery(
 }
 
 /// Records that the mail of message `id` was sent, which settles its outbox row.
-pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
+pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "WITH d AS (UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1) \
          UPDATE outbox SET settled_at = now() WHERE id = $1 AND settled_at IS NULL",
@@ -155,7 +155,7 @@ pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), AppError>
 
 /// Records that the mail service refused the mail of message `id` for good, and why; this
 /// settles its outbox row, so neither the queue nor the sweeper tries it again.
-pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Result<(), AppError> {
+pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Result<(), StoreError> {
     db.execute_typed(
         "WITH d AS (UPDATE email_deliveries SET rejected_at = now(), failure = $2 \
                      WHERE message_id = $1 AND sent_at IS NULL) \
@@ -167,7 +167,7 @@ pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Re
 }
 
 /// Gives up a claim after a failed send, so the next delivery may try at once.
-pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), AppError> {
+pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL AND rejected_at IS NULL",
         &[(&id, Type::INT8)],
@@ -178,7 +178,7 @@ pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), Ap
 
 /// Deletes up to `limit` outbox rows settled before `older_than` ago, with their delivery
 /// records; an unsettled row is never deleted. Returns how many outbox rows went.
-pub async fn delete_settled(db: &impl GenericClient, older_than: Duration, limit: i64) -> Result<u64, AppError> {
+pub async fn delete_settled(db: &impl GenericClient, older_than: Duration, limit: i64) -> Result<u64, StoreError> {
     // The delivery rows go first within the statement: the foreign key is checked at its end.
     let deleted = db
         .execute_typed(

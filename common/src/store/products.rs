@@ -4,8 +4,8 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
+use super::StoreError;
 use crate::domain::{Cents, Description, ProductId, ProductName, Sku, Stock};
-use crate::error::AppError;
 
 /// A product as the API shows it; `stock` is the sum of its stock buckets.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +30,7 @@ pub struct NewProduct {
     pub stock: Stock,
 }
 
-fn product(row: &Row) -> Result<Product, AppError> {
+fn product(row: &Row) -> Result<Product, StoreError> {
     Ok(Product {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -44,8 +44,8 @@ fn product(row: &Row) -> Result<Product, AppError> {
 }
 
 /// Inserts the product and spreads its stock evenly over its buckets, in one statement.
-/// A taken SKU is [`AppError::SkuTaken`].
-pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product, AppError> {
+/// A taken SKU is [`StoreError::Conflict`] on `products_sku_key`.
+pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product, StoreError> {
     const SQL: &str = "\
         WITH p AS ( \
             INSERT INTO products (name, description, price, sku) VALUES ($1, $2, $3, $4) \
@@ -68,15 +68,11 @@ pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product
                 (&new.stock.get(), Type::INT4),
             ],
         )
-        .await
-        .map_err(|err| match super::unique_violation(&err) {
-            Some("products_sku_key") => AppError::SkuTaken,
-            _ => err.into(),
-        })?;
+        .await?;
     super::single(&rows, product)
 }
 
-pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, AppError> {
+pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, StoreError> {
     const SQL: &str = "\
         SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
                (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock \
@@ -87,7 +83,7 @@ pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Produc
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
 /// `list_products` (migrations/V3) sums the page's stock in one scan, with a cached plan.
-pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, AppError> {
+pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, StoreError> {
     const SQL: &str = "SELECT * FROM list_products($1, $2)";
     let rows = db.query_typed(SQL, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;
     rows.iter().map(product).collect()

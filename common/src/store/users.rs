@@ -4,8 +4,8 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use crate::domain::{Email, IdempotencyKey, Masked, Password, Role, UserId};
-use crate::error::AppError;
+use super::StoreError;
+use crate::domain::{Email, IdempotencyKey, Masked, Role, UserId};
 
 /// A user as the API shows it: never the password hash. `Debug` masks the email.
 #[derive(Clone, Serialize)]
@@ -42,7 +42,7 @@ macro_rules! user_columns {
     };
 }
 
-fn user(row: &Row) -> Result<User, AppError> {
+fn user(row: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: UserId::new(row.try_get("id")?),
         email: row.try_get("email")?,
@@ -51,24 +51,19 @@ fn user(row: &Row) -> Result<User, AppError> {
     })
 }
 
-fn role(raw: &str) -> Result<Role, AppError> {
-    Role::from_db(raw).ok_or_else(|| AppError::Internal(format!("unknown role {raw:?} in users").into()))
+fn role(raw: &str) -> Result<Role, StoreError> {
+    Role::from_db(raw).ok_or_else(|| StoreError::unexpected(format!("unknown role {raw:?} in users")))
 }
 
-/// Inserts a user with the `user` role; a taken email is [`AppError::EmailTaken`].
-pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
+/// Inserts a user with the `user` role; a taken email is [`StoreError::Conflict`] on
+/// `users_email_key`.
+pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, StoreError> {
     const SQL: &str = concat!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING ", user_columns!());
-    let rows =
-        db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await.map_err(|err| {
-            match super::unique_violation(&err) {
-                Some("users_email_key") => AppError::EmailTaken,
-                _ => err.into(),
-            }
-        })?;
+    let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     super::single(&rows, user)
 }
 
-pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, AppError> {
+pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, StoreError> {
     let rows = db
         .query_typed("SELECT id, role, password_hash FROM users WHERE email = $1", &[(&email.as_str(), Type::TEXT)])
         .await?;
@@ -84,7 +79,7 @@ pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Optio
 }
 
 /// Creates an admin, or makes an existing account an admin with this password.
-pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, AppError> {
+pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, StoreError> {
     const SQL: &str = concat!(
         "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin') \
          ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
@@ -95,7 +90,7 @@ pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash:
     super::single(&rows, user)
 }
 
-/// What [`ensure_admin`] did.
+/// What [`create_first_admin`] did.
 #[derive(Debug)]
 pub enum EnsureAdmin {
     /// There was no admin: this account is now one (created, or promoted with this password).
@@ -104,21 +99,19 @@ pub enum EnsureAdmin {
     AlreadyPresent,
 }
 
-pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, AppError> {
+pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, StoreError> {
     let rows = db.query_typed("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", &[]).await?;
     Ok(!rows.is_empty())
 }
 
-/// Creates the first admin unless an admin exists: idempotent, so deploys can run it every
-/// time, and it never resets the password of an admin who changed it. An existing account
-/// with this email (someone registered it first) is taken over: promoted and given the
-/// secret's password, so whoever registered it cannot log in as admin.
-pub async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Password) -> Result<EnsureAdmin, AppError> {
-    // Checked first so that the usual case (admin present) costs no argon2 hash.
-    if admin_exists(db).await? {
-        return Ok(EnsureAdmin::AlreadyPresent);
-    }
-    let hash = crate::auth::hash_password(password).await?;
+/// Makes `email` an admin with this password hash unless an admin exists. An existing
+/// account with this email (someone registered it first) is taken over: promoted and given
+/// this password, so whoever registered it cannot log in as admin.
+pub async fn create_first_admin(
+    db: &impl GenericClient,
+    email: &Email,
+    password_hash: &str,
+) -> Result<EnsureAdmin, StoreError> {
     // The NOT EXISTS guard makes two concurrent runs create at most one admin.
     const SQL: &str = concat!(
         "INSERT INTO users (email, password_hash, role) ",
@@ -127,7 +120,7 @@ pub async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Pass
         "RETURNING ",
         user_columns!()
     );
-    let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&hash, Type::TEXT)]).await?;
+    let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     match rows.first() {
         Some(row) => Ok(EnsureAdmin::Created(user(row)?)),
         None => Ok(EnsureAdmin::AlreadyPresent),
@@ -150,7 +143,7 @@ pub async fn claim_registration_key(
     db: &impl GenericClient,
     key: &IdempotencyKey,
     email: &Email,
-) -> Result<RegistrationKey, AppError> {
+) -> Result<RegistrationKey, StoreError> {
     const CLAIM: &str = "\
         INSERT INTO registration_keys AS k (key, email) VALUES ($1, $2) \
         ON CONFLICT (key) DO UPDATE SET email = EXCLUDED.email, user_id = NULL, created_at = now() \
@@ -163,7 +156,7 @@ pub async fn claim_registration_key(
         return Ok(RegistrationKey::New);
     }
     let rows = db.query_typed(EXISTING, &params[..1]).await?;
-    let row = rows.first().ok_or_else(|| AppError::Internal("registration key vanished".into()))?;
+    let row = rows.first().ok_or_else(|| StoreError::unexpected("registration key vanished"))?;
     let key_email: String = row.try_get("key_email")?;
     let user_id: Option<i64> = row.try_get("id")?;
     match user_id {
@@ -178,7 +171,7 @@ pub async fn registered_with_key(
     db: &impl GenericClient,
     key: &IdempotencyKey,
     email: &Email,
-) -> Result<Option<User>, AppError> {
+) -> Result<Option<User>, StoreError> {
     const SQL: &str = "\
         SELECT u.id, u.email, u.role, u.created_at FROM registration_keys k JOIN users u ON u.id = k.user_id \
          WHERE k.key = $1 AND k.email = $2 AND k.created_at >= now() - INTERVAL '24 hours'";
@@ -191,7 +184,7 @@ pub async fn bind_registration_key(
     db: &impl GenericClient,
     key: &IdempotencyKey,
     user: UserId,
-) -> Result<(), AppError> {
+) -> Result<(), StoreError> {
     db.execute_typed(
         "UPDATE registration_keys SET user_id = $2 WHERE key = $1",
         &[(&key.as_str(), Type::TEXT), (&user.get(), Type::INT8)],
@@ -202,7 +195,7 @@ pub async fn bind_registration_key(
 
 /// Deletes up to `limit` registration keys past the 24 hours [`claim_registration_key`]
 /// honours them.
-pub async fn delete_expired_registration_keys(db: &impl GenericClient, limit: i64) -> Result<u64, AppError> {
+pub async fn delete_expired_registration_keys(db: &impl GenericClient, limit: i64) -> Result<u64, StoreError> {
     let deleted = db
         .execute_typed(
             "DELETE FROM registration_keys WHERE key IN ( \

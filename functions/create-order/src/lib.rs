@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use common::auth::Caller;
-use common::domain::{ProductId, Quantity, optional, required};
+use common::domain::{OrderLine, OrderLines, ProductId, Quantity, optional, required};
 use common::http::{ApiJson, Idempotency, created, integer};
-use common::store::orders::{self, Line, Order};
+use common::store::orders::{self, Order};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +37,10 @@ struct LineRequest {
 const MAX_LINES: usize = 50;
 
 impl OrderRequest {
-    fn lines(self) -> Result<Vec<Line>, AppError> {
-        match (self.items, self.product_id, self.quantity) {
-            (None, product_id, quantity) => Ok(vec![line("", product_id, quantity)?]),
+    /// The order's lines, repeated products merged into one line.
+    fn lines(self) -> Result<OrderLines, AppError> {
+        let lines = match (self.items, self.product_id, self.quantity) {
+            (None, product_id, quantity) => vec![line("", product_id, quantity)?],
             (Some(items), None, None) => {
                 if items.is_empty() || items.len() > MAX_LINES {
                     return Err(AppError::invalid("items", format!("items: must hold 1 to {MAX_LINES} lines")));
@@ -48,15 +49,18 @@ impl OrderRequest {
                     .into_iter()
                     .enumerate()
                     .map(|(i, item)| line(&format!("items[{i}]."), item.product_id, item.quantity))
-                    .collect()
+                    .collect::<Result<_, _>>()?
             }
-            (Some(_), _, _) => Err(AppError::invalid("items", "items: send either items or product_id, not both")),
-        }
+            (Some(_), _, _) => {
+                return Err(AppError::invalid("items", "items: send either items or product_id, not both"));
+            }
+        };
+        required("quantity", Some(lines), OrderLines::merge)
     }
 }
 
-fn line(prefix: &str, product_id: Option<i64>, quantity: Option<i64>) -> Result<Line, AppError> {
-    Ok(Line {
+fn line(prefix: &str, product_id: Option<i64>, quantity: Option<i64>) -> Result<OrderLine, AppError> {
+    Ok(OrderLine {
         product_id: required(&format!("{prefix}product_id"), product_id, ProductId::parse)?,
         quantity: optional(&format!("{prefix}quantity"), quantity, Quantity::parse)?.unwrap_or(Quantity::ONE),
     })

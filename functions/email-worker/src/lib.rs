@@ -48,6 +48,7 @@ use common::domain::Email;
 use common::mail::{self, MailError, Mailer};
 use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use common::queue::{Consumer, Delivery};
+use common::store::StoreError;
 use common::store::outbox::{self as store, Claim};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
@@ -133,7 +134,7 @@ impl Worker {
         let (id, to) = parse(body)?;
 
         let claim = {
-            let client = self.db.get().await.map_err(transient)?;
+            let client = self.db.get().await.map_err(StoreError::from).map_err(transient)?;
             store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
         };
         match claim {
@@ -182,19 +183,16 @@ impl Worker {
         Ok(Handled::Sent)
     }
 
-    async fn record(&self, id: i64) -> Result<(), String> {
-        let client = self.db.get().await.map_err(|e| e.to_string())?;
-        store::mark_sent(&**client, id).await.map_err(|e| e.to_string())
+    async fn record(&self, id: i64) -> Result<(), StoreError> {
+        store::mark_sent(&**self.db.get().await?, id).await
     }
 
-    async fn reject(&self, id: i64, reason: &str) -> Result<(), String> {
-        let client = self.db.get().await.map_err(|e| e.to_string())?;
-        store::mark_rejected(&**client, id, reason).await.map_err(|e| e.to_string())
+    async fn reject(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        store::mark_rejected(&**self.db.get().await?, id, reason).await
     }
 
-    async fn release(&self, id: i64) -> Result<(), String> {
-        let client = self.db.get().await.map_err(|e| e.to_string())?;
-        store::release_delivery(&**client, id).await.map_err(|e| e.to_string())
+    async fn release(&self, id: i64) -> Result<(), StoreError> {
+        store::release_delivery(&**self.db.get().await?, id).await
     }
 
     /// The Lambda handler: every record of the batch handled concurrently; the ids of the

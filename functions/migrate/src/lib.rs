@@ -1,6 +1,6 @@
 //! The migrate Lambda: applies pending migrations and creates the first admin from
 //! `ADMIN_SECRET_ARN` when no admin exists — the same code as `gamestore migrate`
-//! ([`common::db::migrate_and_ensure_admin`]). Idempotent.
+//! ([`common::setup::migrate_and_ensure_admin`]). Idempotent.
 //!
 //! Two callers:
 //! - CodeDeploy, as the PreTraffic hook of every function's deployment (the event carries
@@ -14,7 +14,8 @@
 mod hook;
 
 use common::config::{self, ProcessEnv};
-use common::db::{self, SetupReport};
+use common::db;
+use common::setup::{SetupReport, migrate_and_ensure_admin};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -63,7 +64,7 @@ async fn setup() -> Result<SetupReport, Error> {
 
 async fn run(pool: &deadpool_postgres::Pool) -> Result<SetupReport, Error> {
     let admin = config::admin_credentials(&ProcessEnv).await?;
-    let report = db::migrate_and_ensure_admin(pool, admin).await?;
+    let report = migrate_and_ensure_admin(pool, admin).await?;
     tracing::info!(applied = ?report.applied_migrations, admin = report.admin, "database ready");
     Ok(report)
 }

@@ -4,9 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use common::AppError;
-use common::domain::{ProductId, Quantity, Role, UserId};
-use common::store::orders::{self, Line};
+use common::domain::{OrderLine, OrderLines, ProductId, Quantity, Role, UserId};
+use common::store::StoreError;
+use common::store::orders;
 use http::StatusCode;
 use serde_json::json;
 
@@ -104,16 +104,17 @@ async fn orders_for_a_product_running_low_never_deadlock() {
         move |buyer: usize, products: Arc<Vec<i64>>, quantity: i64| {
             let (pool, user) = (pool.clone(), users[buyer]);
             async move {
-                let lines: Vec<Line> = products
+                let lines: Vec<OrderLine> = products
                     .iter()
-                    .map(|&product| Line {
+                    .map(|&product| OrderLine {
                         product_id: ProductId::parse(product).expect("product id"),
                         quantity: Quantity::parse(quantity).expect("quantity"),
                     })
                     .collect();
+                let lines = OrderLines::merge(lines).expect("distinct products");
                 match orders::place(&pool, user, &lines, None).await {
                     Ok(_) => Outcome::Placed,
-                    Err(AppError::OutOfStock { .. }) => Outcome::OutOfStock,
+                    Err(StoreError::OutOfStock { .. }) => Outcome::OutOfStock,
                     Err(other) => Outcome::Failed(other.to_string()),
                 }
             }

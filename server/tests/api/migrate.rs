@@ -1,9 +1,9 @@
 //! What the migrate Lambda and `gamestore migrate` run after a deploy
-//! (`common::db::migrate_and_ensure_admin`): idempotent migrations, then the first admin
+//! (`common::setup::migrate_and_ensure_admin`): idempotent migrations, then the first admin
 //! from the admin secret only while no admin exists.
 
 use common::config::AdminCredentials;
-use common::db::{SetupError, migrate_and_ensure_admin};
+use common::setup::{SetupError, migrate_and_ensure_admin};
 use http::StatusCode;
 
 use crate::helpers::TestApp;
