@@ -1,5 +1,25 @@
 //! Shared library of the game-store functions. Each HTTP function crate exposes a router
 //! built from these pieces; its `main` hands the router to [`lambda::run_http`].
+//!
+//! # Layers
+//!
+//! A request goes down, and each layer imports only the ones below it:
+//!
+//! 1. handler (`functions/*`): parse, act, respond; answers [`AppError`].
+//! 2. HTTP and domain: [`http`] (extractors, the router's shared layers, and
+//!    `http::errors`, the one mapping of the lower layers' errors to [`AppError`] and so to
+//!    statuses and codes), [`auth`] (tokens, passwords), [`throttle`] and [`outbox`]
+//!    (policies over the store, with their own errors), [`domain`] (validated values).
+//! 3. [`store`]: all SQL, one module per aggregate; answers [`store::StoreError`] and
+//!    knows nothing of HTTP.
+//! 4. SQL: the migrations and their PL/pgSQL functions.
+//!
+//! Beside them: [`error`] (the HTTP error type, importing nothing of this crate),
+//! [`message`] (the outbox message, a leaf that `outbox`, `queue` and `store::outbox`
+//! share), [`queue`] and [`mail`] (transports), [`db`] (the pool and migrations), `setup`
+//! (migrations plus the first admin, above `db`, `store` and `auth`), [`retention`],
+//! and the process plumbing ([`config`], [`state`], [`lambda`], [`telemetry`]). The
+//! module graph has no cycle.
 
 pub mod auth;
 #[cfg(feature = "aws")]

@@ -3,6 +3,9 @@
 //! their mail is settled (sent, or rejected for good): when the queue never acknowledged
 //! them (a crash or a queue outage between commit and publish), and, after a longer grace,
 //! when it did but the mail never went out (a queue that lost the message).
+//!
+//! A domain module above the store and the queue: it answers [`StoreError`], and knows
+//! nothing of HTTP; the message itself lives in `crate::message`.
 
 use std::time::Duration;
 

@@ -9,6 +9,8 @@
 //!   never deleted; the sweeper keeps it until its mail is settled.
 //! - Login and registration throttling counters past their window: an attacker's spray of
 //!   subjects (emails, addresses) does not stay.
+//!
+//! Off the request path: it answers [`StoreError`].
 
 use std::time::Duration;
 

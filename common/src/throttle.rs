@@ -1,6 +1,9 @@
 //! What login and registration count, and when they refuse: the lockout design of the
 //! README's "Login throttling and lockout" and "Registration limits". Every attempt is
 //! counted before the costly work (the argon2 check or hash), in one atomic statement.
+//!
+//! A policy over `store::rate_limits`: it refuses with its own [`ThrottleError`], which
+//! `crate::http` answers with 429 and `Retry-After`.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! What every HTTP function shares: the JSON 404/405 fallbacks, the body limit, CORS, the
 //! body read before routing, panics answered as 500 and the per-request span with its
-//! request id, plus the extractors in the submodules.
+//! request id, plus the extractors in the submodules, and (`errors`) the one place where
+//! the errors of the layers below (store, throttle, passwords) become [`AppError`]s.
 
 mod body;
 mod errors;

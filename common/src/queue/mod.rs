@@ -1,6 +1,7 @@
 //! The message queue between register (and the outbox sweeper) and the email worker: one
 //! trait for each side, implemented by SQS (in AWS, and against LocalStack) and by Redis
-//! Streams with a consumer group (locally). `QUEUE_URL` picks one.
+//! Streams with a consumer group (locally). `QUEUE_URL` picks one. It carries
+//! `crate::message::OutboxMessage` and knows nothing of the outbox that writes it.
 
 use std::sync::Arc;
 use std::time::Duration;
