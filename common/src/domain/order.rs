@@ -81,3 +81,33 @@ impl OrderLines {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product_id: i64, quantity: i64) -> OrderLine {
+        OrderLine {
+            product_id: ProductId::parse(product_id).expect("product id"),
+            quantity: Quantity::parse(quantity).expect("quantity"),
+        }
+    }
+
+    fn pairs(lines: &OrderLines) -> Vec<(i64, i32)> {
+        lines.as_slice().iter().map(|l| (l.product_id.get(), l.quantity.get())).collect()
+    }
+
+    #[test]
+    fn lines_are_merged_per_product_in_lock_order() {
+        let merged = OrderLines::merge(vec![line(9, 2), line(3, 1), line(9, 1)]).expect("merge");
+        assert_eq!(pairs(&merged), [(3, 1), (9, 3)]);
+        let full = OrderLines::merge(vec![line(5, 60), line(5, 40)]).expect("exactly the most");
+        assert_eq!(pairs(&full), [(5, 100)]);
+    }
+
+    #[test]
+    fn a_merged_line_is_still_a_quantity() {
+        let err = OrderLines::merge(vec![line(5, 60), line(7, 1), line(5, 41)]).err();
+        assert_eq!(err, Some(Invalid("at most 100 units of one product".into())));
+    }
+}

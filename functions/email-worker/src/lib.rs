@@ -134,7 +134,7 @@ impl Worker {
         let (id, to) = parse(body)?;
 
         let claim = {
-            let client = self.db.get().await.map_err(StoreError::from).map_err(transient)?;
+            let client = self.db.get().await.map_err(transient)?;
             store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
         };
         match claim {
