@@ -167,10 +167,13 @@ localstack_start() {
 }
 localstack_stop() { localstack/run.sh stop "$1"; }
 
-# A project venv for Python tools (schemathesis, SAM, cfn-lint), in .venv/.
+# ensure_venv [DIR]: a project venv for Python tools (schemathesis, SAM, cfn-lint), in
+# .venv/ unless DIR names another.
 ensure_venv() {
-  [ -x .venv/bin/pip ] && return 0
-  python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; } || die "cannot create .venv"
+  local venv=${1:-.venv}
+  [ -x "$venv/bin/pip" ] && return 0
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; } \
+    || die "cannot create $venv"
 }
 
 # venv_install REQUIREMENT...: pip-installs what the venv lacks.
@@ -240,7 +243,8 @@ dev_build_and_seed() {
   "$bin" seed-demo
 }
 
-# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH.
+# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH. The deploy
+# workflow installs the same version.
 CARGO_LAMBDA_VERSION=1.9.2
 ensure_cargo_lambda() {
   export PATH="$PWD/.venv/bin:$PATH"
