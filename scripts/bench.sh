@@ -82,8 +82,6 @@ dir=.bench/pg
 # pgbench clients and the server's pool (plus admin sessions) always fit.
 fresh_service pg "$dir" 56432 "max_connections = 200"
 port=$service_port
-server_pid=""
-on_exit stop_server
 admin_url="postgres://postgres@127.0.0.1:$port/postgres"
 db_url() { printf 'postgres://postgres@127.0.0.1:%s/%s\n' "$port" "$1"; }
 psql_q() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -137,6 +135,7 @@ fresh_db() { # template
   psql_q -c "CHECKPOINT" "$admin_url"
 }
 
+server_pid=""
 start_server() {
   local sport
   sport=$(free_port 18080)
@@ -154,6 +153,7 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
 }
+on_exit stop_server
 
 # CPU time (user + system, in clock ticks) of a process plus the children it has reaped.
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
