@@ -15,10 +15,10 @@ mod embedded {
 /// it calls must exist by then.
 macro_rules! function_files {
     ($($name:literal),* $(,)?) => {
-        [$(($name, include_str!(concat!("../../../migrations/functions/", $name, ".sql")))),*]
+        &[$(($name, include_str!(concat!("../../../migrations/functions/", $name, ".sql")))),*]
     };
 }
-const FUNCTIONS: [(&str, &str); 7] = function_files![
+const FUNCTIONS: &[(&str, &str)] = function_files![
     "list_products",
     "place_order",
     "rate_limit_hit",
