@@ -7,9 +7,8 @@ dev: ## Run the whole store locally on http://127.0.0.1:8080
 test: ## Lint and run every test against a throw-away PostgreSQL
 	@scripts/test.sh
 
-lint: ## cargo fmt --check and clippy -D warnings
-	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+lint: ## What make test lints with: cargo fmt --check, clippy -D warnings, infra-lint
+	@scripts/lint.sh
 
 fmt:
 	cargo fmt --all

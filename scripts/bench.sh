@@ -77,22 +77,11 @@ run=.bench/run
 rm -rf "$run"
 mkdir -p "$run/lambda"
 dir=.bench/pg
-pg_stop "$dir" 2>/dev/null || true
-rm -rf "$dir"
-port=$(free_port 56432)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  pg_stop "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # Stock, durable settings (fsync, synchronous_commit, full_page_writes on; 128 MB shared
 # buffers) as in the peer's throwaway cluster; only max_connections is raised so that 64
 # pgbench clients and the server's pool (plus admin sessions) always fit.
-log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
-pg_start "$dir" "$port" "max_connections = 200"
+fresh_service pg "$dir" 56432 "max_connections = 200"
+port=$service_port
 admin_url="postgres://postgres@127.0.0.1:$port/postgres"
 db_url() { printf 'postgres://postgres@127.0.0.1:%s/%s\n' "$port" "$1"; }
 psql_q() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -146,6 +135,7 @@ fresh_db() { # template
   psql_q -c "CHECKPOINT" "$admin_url"
 }
 
+server_pid=""
 start_server() {
   local sport
   sport=$(free_port 18080)
@@ -153,23 +143,17 @@ start_server() {
     ${WORKERS:+TOKIO_WORKER_THREADS=$WORKERS} \
     ${pin_server[@]+"${pin_server[@]}"} "$gamestore" serve >>"$run/server.log" 2>&1 &
   server_pid=$!
-  for _ in $(seq 100); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$sport/api/v1/products?limit=1" 2>/dev/null; then
-      server_addr=127.0.0.1:$sport
-      return 0
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$run/server.log" >&2
-  die "the server did not come up"
+  wait_for_port "$sport" "$server_pid:$run/server.log"
+  server_addr=127.0.0.1:$sport
 }
 
 stop_server() {
+  [ -n "$server_pid" ] || return 0
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
 }
+on_exit stop_server
 
 # CPU time (user + system, in clock ticks) of a process plus the children it has reaped.
 ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }

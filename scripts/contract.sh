@@ -24,6 +24,7 @@ ensure_postgres
 db="contract_$$"
 admin_url=${TEST_DATABASE_URL%/*}
 "$PGBIN/psql" -qc "CREATE DATABASE $db" "$TEST_DATABASE_URL"
+on_exit '"$PGBIN/psql" -qc "DROP DATABASE IF EXISTS $db" "$TEST_DATABASE_URL"'
 export DATABASE_URL="$admin_url/$db"
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
 export JWT_SECRET RUST_LOG=${RUST_LOG:-warn}
@@ -34,22 +35,14 @@ export JWT_SECRET RUST_LOG=${RUST_LOG:-warn}
 export REGISTER_MAX_PER_NETWORK=1000000 LOGIN_MAX_FAILURES_PER_PAIR=1000000 \
   LOGIN_MAX_FAILURES_PER_NETWORK=1000000 LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY=1000000
 
-cargo build --quiet --bin gamestore
-bin=${CARGO_TARGET_DIR:-target}/debug/gamestore
-"$bin" migrate
-"$bin" seed-admin --email admin@gamestore.com --password admin123
-"$bin" seed-demo
+dev_build_and_seed
 
 port=$(free_port 18080)
 "$bin" serve --port "$port" &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true
-  "$PGBIN/psql" -qc "DROP DATABASE IF EXISTS $db" "$TEST_DATABASE_URL" || true' EXIT
+on_exit "kill $server 2>/dev/null; wait $server 2>/dev/null"
+wait_for_port "$port" "$server"
 api="http://127.0.0.1:$port/api/v1"
-for _ in $(seq 100); do
-  curl -fs "$api/openapi.json" >/dev/null 2>&1 && break
-  sleep 0.1
-done
 fi
 token=$(curl -fs -X POST "$api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"admin@gamestore.com","password":"admin123"}' | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')

@@ -18,13 +18,11 @@
 # deploys that run no hook: the stack's creation, and a change to the migrations alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 config_env=${1:?usage: $0 dev|prod}
 : "${AWS_REGION:?set AWS_REGION}"
 export SAM_CLI_TELEMETRY=0
 [ -d .venv/bin ] && export PATH="$PWD/.venv/bin:$PATH"
-
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
 
 # samconfig.toml's parameter_overrides for this environment, one per line: a
 # --parameter-overrides on the command line replaces that list, so it is passed in full.

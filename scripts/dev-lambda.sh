@@ -10,24 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .dev
-stops=()
-# In reverse: the functions before the database and LocalStack they use.
-stop_services() { local i; for ((i = ${#stops[@]} - 1; i >= 0; i--)); do eval "${stops[i]}"; done; }
-trap stop_services EXIT
 
 command -v curl >/dev/null 2>&1 || apt_install curl
 dev_database
 
 # LocalStack on 127.0.0.1:4566 (the next free port if 4566 is taken).
-lsdir=.dev/localstack
-if [ -f "$lsdir/pid" ] && kill -0 "$(cat "$lsdir/pid")" 2>/dev/null; then
-  lsport=$(cat "$lsdir/port")
-else
-  lsport=$(free_port "${LOCALSTACK_PORT:-4566}")
-  localstack_start "$lsdir" "$lsport"
-  stops+=('log "stopping LocalStack"; localstack_stop .dev/localstack')
-fi
-endpoint="http://127.0.0.1:$lsport"
+dev_service localstack .dev/localstack "${LOCALSTACK_PORT:-4566}"
+endpoint="http://127.0.0.1:$service_port"
 queues="$endpoint/queue/us-east-1/000000000000"
 
 dev_build_and_seed
@@ -35,7 +24,7 @@ dev_build_and_seed
 api_port=${LAMBDA_API_PORT:-9000}
 port_free "$api_port" || die "port $api_port is taken (set LAMBDA_API_PORT)"
 log "starting cargo lambda watch and devgw (logs in .dev/lambda/)"
-stops+=('log "stopping devgw and cargo lambda watch"; lambda_stack_stop .dev/lambda')
+on_exit 'log "stopping devgw and cargo lambda watch"; lambda_stack_stop .dev/lambda'
 lambda_stack_start .dev/lambda "$api_port" "$endpoint" \
   "$queues/gamestore-welcome-emails" "$queues/gamestore-welcome-emails-dlq"
 
@@ -51,5 +40,5 @@ cat <<MSG
 
 MSG
 tail -n +1 -f .dev/lambda/devgw.log .dev/lambda/watch.log &
-stops+=("kill $! 2>/dev/null || true")
+on_exit "kill $! 2>/dev/null"
 wait "$(cat .dev/lambda/devgw.pid)"

@@ -7,26 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .dev
-stops=()
-stop_services() { local s; for s in "${stops[@]}"; do eval "$s"; done; }
-trap stop_services EXIT
 
 apt_install jq
 dev_database
 
 # The welcome-email queue: Redis Streams, consumed by the worker inside `gamestore serve`.
 if [ -z "${QUEUE_URL:-}" ]; then
-  rdir=.dev/redis
-  if redis_running "$rdir"; then
-    rport=$(cat "$rdir/port")
-    log "using the Redis already running in $rdir (port $rport)"
-  else
-    rport=$(free_port 6380)
-    log "starting Redis on 127.0.0.1:$rport (welcome-email queue)"
-    redis_start "$rdir" "$rport"
-    stops+=('log "stopping Redis"; redis_stop .dev/redis')
-  fi
-  export QUEUE_URL="redis://127.0.0.1:$rport"
+  dev_service redis .dev/redis 6380
+  export QUEUE_URL="redis://127.0.0.1:$service_port"
 fi
 
 # A random secret for this checkout only; outside dev, the process refuses to start without one.

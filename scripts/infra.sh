@@ -16,7 +16,7 @@ template=infra/template.yaml
 # The deploy workflow installs the same SAM CLI and cargo-lambda versions.
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
-# CARGO_LAMBDA_VERSION comes from scripts/lib.sh (make dev-lambda and make test use it too).
+# cargo-lambda: ensure_cargo_lambda (scripts/lib.sh; make dev-lambda and make test use it too).
 CHECKOV_VERSION=3.3.30
 # checkov pins its own boto3, cfn-lint and friends, which clash with the SAM CLI's: it gets
 # a venv of its own.
@@ -35,7 +35,6 @@ ensure_tools() {
     case $tool in
       aws-sam-cli) [ -x "$venv/bin/sam" ] || missing+=("aws-sam-cli==$SAM_CLI_VERSION") ;;
       cfn-lint) [ -x "$venv/bin/cfn-lint" ] || missing+=("cfn-lint==$CFN_LINT_VERSION") ;;
-      cargo-lambda) [ -x "$venv/bin/cargo-lambda" ] || missing+=("cargo-lambda==$CARGO_LAMBDA_VERSION") ;;
       *) die "ensure_tools: unknown tool $tool" ;;
     esac
   done
@@ -49,8 +48,7 @@ ensure_checkov() {
   # The pinned version, not whatever an older checkout installed.
   compgen -G "$checkov_venv/lib/python3*/site-packages/checkov-$CHECKOV_VERSION.dist-info" >/dev/null && return 0
   log "installing checkov $CHECKOV_VERSION into $checkov_venv"
-  python3 -m venv "$checkov_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$checkov_venv"; } \
-    || die "cannot create $checkov_venv"
+  ensure_venv "$checkov_venv"
   "$checkov_venv/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION" >/dev/null \
     || die "pip install checkov==$CHECKOV_VERSION failed"
 }
@@ -78,9 +76,15 @@ lint() {
   policy_scan
 }
 
-build() {
-  ensure_tools aws-sam-cli cargo-lambda
+# The Lambda binaries' toolchain: cargo-lambda and Rust's arm64 target.
+ensure_lambda_toolchain() {
+  ensure_cargo_lambda
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+}
+
+build() {
+  ensure_tools aws-sam-cli
+  ensure_lambda_toolchain
   local start=$SECONDS
   # Every function resource of the template (server/tests/infra_drift.rs keeps them in step
   # with functions/).
@@ -91,8 +95,7 @@ build() {
 
 # Every function as a Lambda binary, without SAM: target/lambda/<function>/bootstrap.
 lambda_build() {
-  ensure_tools cargo-lambda
-  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  ensure_lambda_toolchain
   cargo lambda build --release --arm64
 }
 

@@ -1,8 +1,40 @@
-# Shared shell helpers for make dev / make test / make bench. Source it; do not run it.
+# Shared shell helpers of the scripts the make targets run. Source it; do not run it.
 # Services are project-local: data under the given directory, loopback only, stopped by id.
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# on_exit COMMAND: runs COMMAND (eval'd) when the script exits, Ctrl-C and kill included,
+# before the commands registered earlier: what started last stops first.
+exit_commands=()
+on_exit() {
+  exit_commands+=("$1")
+  trap run_exit_commands EXIT
+  # Without these, bash ends on SIGTERM without running the EXIT trap.
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+run_exit_commands() {
+  local i
+  for ((i = ${#exit_commands[@]} - 1; i >= 0; i--)); do eval "${exit_commands[i]}" || true; done
+}
+
+# wait_for_port PORT PID[:LOG]...: waits until something listens on 127.0.0.1:PORT (30 s at
+# most); dies, showing the end of its LOG, when a PID exits first.
+wait_for_port() {
+  local port=$1 proc
+  shift
+  for _ in $(seq 300); do
+    port_free "$port" || return 0
+    for proc in "$@"; do
+      kill -0 "${proc%%:*}" 2>/dev/null && continue
+      [[ $proc == *:* ]] && tail -n 20 "${proc#*:}" >&2
+      die "process ${proc%%:*} exited before listening on port $port"
+    done
+    sleep 0.1
+  done
+  die "nothing listens on 127.0.0.1:$port after 30 s"
+}
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
@@ -135,10 +167,13 @@ localstack_start() {
 }
 localstack_stop() { localstack/run.sh stop "$1"; }
 
-# A project venv for Python tools (schemathesis, SAM, cfn-lint), in .venv/.
+# ensure_venv [DIR]: a project venv for Python tools (schemathesis, SAM, cfn-lint), in
+# .venv/ unless DIR names another.
 ensure_venv() {
-  [ -x .venv/bin/pip ] && return 0
-  python3 -m venv .venv 2>/dev/null || { apt_install python3-venv && python3 -m venv .venv; } || die "cannot create .venv"
+  local venv=${1:-.venv}
+  [ -x "$venv/bin/pip" ] && return 0
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; } \
+    || die "cannot create $venv"
 }
 
 # venv_install REQUIREMENT...: pip-installs what the venv lacks.
@@ -146,22 +181,50 @@ venv_install() {
   .venv/bin/pip install -q --disable-pip-version-check "$@" >/dev/null || die "pip install $* failed"
 }
 
+localstack_running() { [ -f "$1/pid" ] && kill -0 "$(cat "$1/pid")" 2>/dev/null; }
+
+# The services by the prefix of their functions (pg_start, redis_stop, ...).
+declare -A service_names=([pg]=PostgreSQL [redis]=Redis [localstack]=LocalStack)
+
+# start_service pg|redis|localstack DIR FIRST_PORT [pg_start settings...]: starts one with its
+# data in DIR, on the first free port from FIRST_PORT (set in service_port), stopped on exit.
+start_service() {
+  local kind=$1 dir=$2 first=$3 name=${service_names[$1]}
+  shift 3
+  service_port=$(free_port "$first")
+  log "starting $name on 127.0.0.1:$service_port (data in $dir)"
+  "${kind}_start" "$dir" "$service_port" "$@"
+  on_exit "log 'stopping $name'; ${kind}_stop '$dir'"
+}
+
+# dev_service pg|redis|localstack DIR FIRST_PORT: the one already running in DIR (its port
+# in service_port), else start_service: make dev and make dev-lambda share their services.
+dev_service() {
+  local kind=$1 dir=$2
+  if "${kind}_running" "$dir"; then
+    service_port=$(cat "$dir/port")
+    log "using the ${service_names[$kind]} already running in $dir (port $service_port)"
+  else
+    start_service "$@"
+  fi
+}
+
+# fresh_service pg|redis|localstack DIR FIRST_PORT [pg_start settings...]: start_service in
+# an empty DIR, after stopping what an interrupted run left running there.
+fresh_service() {
+  "${1}_stop" "$2" 2>/dev/null || true
+  rm -rf "$2"
+  start_service "$@"
+}
+
 # dev_database: exports DATABASE_URL, unless already set, for the project-local cluster in
-# .dev/pg (started when not running; its stop is added to the caller's `stops`) and its
-# `gamestore` database.
+# .dev/pg (dev_service) and its `gamestore` database.
 dev_database() {
   [ -n "${DATABASE_URL:-}" ] && return 0
-  local dir=.dev/pg port admin_url
+  local port admin_url
   ensure_postgres
-  if pg_running "$dir"; then
-    port=$(cat "$dir/port")
-    log "using the PostgreSQL already running in $dir (port $port)"
-  else
-    port=$(free_port 5433)
-    log "starting PostgreSQL on 127.0.0.1:$port (data in $dir)"
-    pg_start "$dir" "$port"
-    stops+=('log "stopping PostgreSQL"; pg_stop .dev/pg')
-  fi
+  dev_service pg .dev/pg 5433
+  port=$service_port
   admin_url="postgres://postgres@127.0.0.1:$port/postgres"
   if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
     "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
@@ -180,7 +243,8 @@ dev_build_and_seed() {
   "$bin" seed-demo
 }
 
-# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH.
+# The pinned cargo-lambda, in .venv (pip brings zig); puts .venv/bin on PATH. The deploy
+# workflow installs the same version.
 CARGO_LAMBDA_VERSION=1.9.2
 ensure_cargo_lambda() {
   export PATH="$PWD/.venv/bin:$PATH"
@@ -242,13 +306,7 @@ PY
     "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" --invoke "http://127.0.0.1:$watch_port" \
     --aws-endpoint "$endpoint" "$@" >"$dir/devgw.log" 2>&1 &
   echo $! >"$dir/devgw.pid"
-  local i
-  for i in $(seq 1 100); do
-    port_free "$api_port" || break
-    kill -0 "$(cat "$dir/devgw.pid")" 2>/dev/null || { cat "$dir/devgw.log" >&2; die "devgw exited"; }
-    kill -0 "$(cat "$dir/watch.pid")" 2>/dev/null || { cat "$dir/watch.log" >&2; die "cargo lambda watch exited"; }
-    sleep 0.1
-  done
+  wait_for_port "$api_port" "$(cat "$dir/devgw.pid"):$dir/devgw.log" "$(cat "$dir/watch.pid"):$dir/watch.log"
   echo "$api_port" >"$dir/port"
 }
 

@@ -8,37 +8,17 @@ cd "$(dirname "$0")/.."
 ensure_postgres
 ensure_nextest
 
-log "cargo fmt --check"
-cargo fmt --all -- --check
-log "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+scripts/lint.sh
 
-dir=.test/pg
-pg_stop "$dir" 2>/dev/null || true
-rm -rf "$dir"
-port=$(free_port 55432)
-trap 'pg_stop "$dir"' EXIT
-log "starting PostgreSQL on 127.0.0.1:$port"
 # Durability off: this cluster lives for one test run.
-pg_start "$dir" "$port" "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
-export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-
-scripts/infra.sh lint
+fresh_service pg .test/pg 55432 "fsync = off" "synchronous_commit = off" "full_page_writes = off" "max_connections = 300"
+export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$service_port/postgres"
 
 # The welcome-email tests need Redis and LocalStack (SQS, SES): started here, stopped at exit.
-rdir=.test/redis lsdir=.test/localstack
-redis_stop "$rdir" 2>/dev/null || true
-localstack_stop "$lsdir" 2>/dev/null || true
-rm -rf "$rdir" "$lsdir"
-trap 'pg_stop "$dir"; redis_stop "$rdir"; localstack_stop "$lsdir"' EXIT
-rport=$(free_port 56379)
-log "starting Redis on 127.0.0.1:$rport"
-redis_start "$rdir" "$rport"
-export TEST_REDIS_URL="redis://127.0.0.1:$rport"
-lsport=$(free_port 54566)
-log "starting LocalStack on 127.0.0.1:$lsport"
-localstack_start "$lsdir" "$lsport"
-export TEST_LOCALSTACK_URL="http://127.0.0.1:$lsport"
+fresh_service redis .test/redis 56379
+export TEST_REDIS_URL="redis://127.0.0.1:$service_port"
+fresh_service localstack .test/localstack 54566
+export TEST_LOCALSTACK_URL="http://127.0.0.1:$service_port"
 
 log "contract test (schemathesis against the OpenAPI document)"
 contract=0
@@ -53,7 +33,7 @@ cargo nextest run --workspace --no-fail-fast
 # so that the dead-letter and sweeper checks take seconds.
 ldir=.test/lambda
 rm -rf "$ldir" # pid files of an interrupted run name processes long gone
-trap 'lambda_stack_stop "$ldir"; pg_stop "$dir"; redis_stop "$rdir"; localstack_stop "$lsdir"' EXIT
+on_exit 'lambda_stack_stop .test/lambda'
 "$PGBIN/psql" -qc "CREATE DATABASE lambda_e2e" "$TEST_DATABASE_URL"
 lambda_db="${TEST_DATABASE_URL%/*}/lambda_e2e"
 DATABASE_URL=$lambda_db dev_build_and_seed

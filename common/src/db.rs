@@ -1,4 +1,5 @@
-//! The Postgres pool, and the versioned migrations for the binaries that apply them.
+//! The Postgres pool, and the schema (migrations and SQL functions) for the binaries that
+//! apply it.
 //!
 //! All statements go through `query_typed`/`execute_typed`: one round trip, no named
 //! prepared statement, so nothing pins a connection behind RDS Proxy or pgbouncer.
@@ -12,6 +13,11 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Metrics, Pool, 
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+#[cfg(feature = "migrations")]
+mod schema;
+#[cfg(feature = "migrations")]
+pub use schema::{migrate, migrations_fingerprint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -29,6 +35,18 @@ pub enum DbError {
     #[cfg(feature = "migrations")]
     #[error("migration failed: {0}")]
     Migrate(#[from] refinery::Error),
+    #[cfg(feature = "migrations")]
+    #[error("cannot apply the SQL functions: {0}")]
+    Functions(#[source] tokio_postgres::Error),
+    #[cfg(feature = "migrations")]
+    #[error("migrations/functions/{file}.sql failed: {}", postgres_message(.source))]
+    Function { file: &'static str, source: tokio_postgres::Error },
+}
+
+/// What the server said, for an error it raised: the bare error reads "db error".
+#[cfg(feature = "migrations")]
+fn postgres_message(err: &tokio_postgres::Error) -> String {
+    err.as_db_error().map_or_else(|| err.to_string(), ToString::to_string)
 }
 
 /// How long a request may wait for a free connection of the pool (only the local server,
@@ -132,37 +150,6 @@ pub fn tls_connector() -> Result<MakeRustlsConnect, DbError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-#[cfg(feature = "migrations")]
-mod embedded {
-    refinery::embed_migrations!("../migrations");
-}
-
-/// Applies every pending migration; safe to run on every start or deploy. Returns the
-/// names of the migrations it applied (empty when the database was up to date).
-#[cfg(feature = "migrations")]
-pub async fn migrate(pool: &Pool) -> Result<Vec<String>, DbError> {
-    let mut client = pool.get().await?;
-    // A migration may rewrite a large table; the request sessions' limit is not for it.
-    client.batch_execute("SET statement_timeout = 0").await.map_err(DbError::Session)?;
-    let report = embedded::migrations::runner().run_async(&mut **client).await?;
-    let mut applied = Vec::new();
-    for migration in report.applied_migrations() {
-        tracing::info!(migration = %migration, "applied migration");
-        applied.push(migration.to_string());
-    }
-    Ok(applied)
-}
-
-/// A fingerprint of the embedded migrations (names and checksums), so tooling can tell
-/// whether a database was migrated by exactly this build.
-#[cfg(feature = "migrations")]
-pub fn migrations_fingerprint() -> u64 {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |acc, m| acc.rotate_left(5) ^ m.checksum())
 }
 
 #[cfg(test)]

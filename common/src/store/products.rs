@@ -82,7 +82,7 @@ pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Produc
 }
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
-/// `list_products` (migrations/V3) sums the page's stock in one scan, with a cached plan.
+/// `list_products` (migrations/functions/list_products.sql) sums the page's stock in one scan, with a cached plan.
 pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Product>, StoreError> {
     const SQL: &str = "SELECT * FROM list_products($1, $2)";
     let rows = db.query_typed(SQL, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;

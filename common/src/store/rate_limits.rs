@@ -1,5 +1,5 @@
 //! Windowed counters, one per subject, shared by every process through Postgres (the table
-//! and the `rate_limit_hit` function of migration V4). What is counted, and with which
+//! and the `rate_limit_hit` function, migrations/functions/rate_limit_hit.sql). What is counted, and with which
 //! limits, is the business of the `throttle` module.
 
 use std::time::Duration;

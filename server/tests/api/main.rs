@@ -28,4 +28,5 @@ mod products;
 mod registration_limits;
 mod retention;
 mod soak;
+mod sql_functions;
 mod throttling;
