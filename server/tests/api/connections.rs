@@ -14,8 +14,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use tokio_postgres::NoTls;
 
-use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
-use crate::own_postgres::{OwnPostgres, free_port};
+use testkit::app::{JWT_SECRET, PASSWORD, TestApp};
+use testkit::postgres::OwnPostgres;
+use testkit::process::free_port;
 
 /// Requests sent while the server is frozen, per round.
 const QUEUED: usize = 30;

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::helpers::{JWT_SECRET, TestApp};
+use testkit::app::{JWT_SECRET, TestApp};
 
 const EMAIL: &str = "Logged.Person@Example.com";
 const PASSWORD: &str = "pw-that-must-not-be-logged";

@@ -15,11 +15,13 @@ use common::queue::{self, Publisher, QueueError};
 use email_worker::{Worker, WorkerOptions};
 use serde_json::json;
 
-use crate::email::{
-    MailLog, address, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue, redis_url,
-    register_ok, run_worker, sqs_fixture, stream_len,
-};
-use crate::helpers::TestApp;
+use testkit::eventually;
+use testkit::services::{localstack_url, redis_url};
+
+use crate::email::redis_streams::{pending, redis, redis_queue, stream_len};
+use crate::email::sqs_ses::ses_mails_to;
+use crate::email::{MailLog, address, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
+use testkit::app::TestApp;
 
 /// What [`ScriptedMailer`] answers for one recipient.
 #[derive(Clone, Copy)]
@@ -183,7 +185,7 @@ async fn an_unverified_sender_at_localstack_ses_is_retried_then_sent_once_verifi
     // the sender, and the mail must be retried rather than recorded as rejected.
     let sdk = common::aws::localstack_config(&localstack_url()).await;
     let ses = aws_sdk_ses::Client::new(&sdk);
-    let sender = format!("{}@{}.example", crate::email::unique("sender"), crate::email::unique("unverified"));
+    let sender = format!("{}@{}.example", testkit::unique("sender"), testkit::unique("unverified"));
     let app = TestApp::spawn().await;
     let ann = address("ann");
     register_ok(&app, &ann).await;
@@ -199,11 +201,11 @@ async fn an_unverified_sender_at_localstack_ses_is_retried_then_sent_once_verifi
     assert_eq!(response.batch_item_failures.len(), 1, "an unverified sender is retried");
     assert_eq!(delivery(&app, &ann).await, None);
     assert!(!is_settled(&app, &ann).await);
-    assert!(crate::email::ses_mails_to(&ann).await.is_empty());
+    assert!(ses_mails_to(&ann).await.is_empty());
 
     ses.verify_email_identity().email_address(&sender).send().await.expect("verify sender");
     let response = worker.handle_sqs(event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(delivery(&app, &ann).await.map(|d| d.0).as_deref(), Some("sent"));
-    assert_eq!(crate::email::ses_mails_to(&ann).await.len(), 1);
+    assert_eq!(ses_mails_to(&ann).await.len(), 1);
 }

@@ -16,12 +16,14 @@ use gamestore::Pipeline;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::email::{
-    MailLog, address, delivery_rows, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue,
-    redis_url, register_ok, sqs_fixture, sqs_queues, stream_len,
-};
-use crate::helpers::TestApp;
+use testkit::eventually;
+use testkit::services::{localstack_url, redis_url};
+
+use crate::email::redis_streams::{pending, redis, redis_queue, stream_len};
+use crate::email::sqs_ses::sqs_queues;
+use crate::email::{MailLog, address, delivery_rows, fast_sweep, fast_worker, register_ok, sqs_fixture};
 use crate::mail_failures::RecordingPublisher;
+use testkit::app::TestApp;
 
 /// A Redis server of this test's own (no persistence), so the test can stop and restart it
 /// without touching the shared one. Stopped when dropped.
