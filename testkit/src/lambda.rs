@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -169,9 +169,12 @@ async fn next(State(rt): State<Shared>) -> impl IntoResponse {
     (headers, event.to_string())
 }
 
-async fn response(State(rt): State<Shared>, Path(id): Path<String>, body: String) -> StatusCode {
+/// `at` is taken before the body is read: `bench`'s warm latency ends when the answer
+/// arrives.
+async fn response(State(rt): State<Shared>, Path(id): Path<String>, request: Request) -> StatusCode {
     let at = Instant::now();
-    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    let bytes = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
     let _ = rt.answers.send(Answer { id, body, at });
     StatusCode::ACCEPTED
 }
