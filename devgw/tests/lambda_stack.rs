@@ -16,6 +16,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
 use testkit::http::{get, post, send};
 use testkit::services::localstack_url;
+use testkit::unique_email;
 use tokio_postgres::NoTls;
 
 fn var(name: &str) -> String {
@@ -54,10 +55,6 @@ async fn database() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&var("TEST_LAMBDA_DATABASE_URL"), NoTls).await.unwrap();
     tokio::spawn(connection);
     client
-}
-
-fn unique_email(name: &str) -> String {
-    format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 #[tokio::test]

@@ -167,7 +167,7 @@ impl TestApp {
 
     /// Inserts a user directly (no hashing cost) and returns a token for it.
     pub async fn user_token(&self, role: Role) -> String {
-        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let email = crate::unique_email("user");
         let id: i64 = self
             .query_one(
                 "INSERT INTO users (email, password_hash, role) VALUES ($1, 'unusable', $2) RETURNING id",

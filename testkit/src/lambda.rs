@@ -222,16 +222,18 @@ pub fn lambda_command(binary: &str, name: &str, runtime: SocketAddr) -> Command 
     command
 }
 
-/// The database as the template describes it: host, port and name, with the credentials
-/// (`arn:db`) read through the secrets extension at `extension`. No TLS: the test cluster
-/// has none (in AWS the template sets `require`).
-pub fn database_through_extension<'a>(
-    command: &'a mut Command,
+/// [`lambda_command`] configured as the SAM template configures a function: the database
+/// as `(host, port, name)`, with the credentials (`arn:db`) read through the secrets
+/// extension at `extension`. No TLS: the test cluster has none (in AWS the template sets
+/// `require`).
+pub fn deployed_command(
+    binary: &str,
+    name: &str,
+    runtime: SocketAddr,
     extension: SocketAddr,
-    host: &str,
-    port: u16,
-    db: &str,
-) -> &'a mut Command {
+    (host, port, db): (&str, u16, &str),
+) -> Command {
+    let mut command = lambda_command(binary, name, runtime);
     command
         .env("AWS_SESSION_TOKEN", TOKEN)
         .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
@@ -239,7 +241,8 @@ pub fn database_through_extension<'a>(
         .env("DB_PORT", port.to_string())
         .env("DB_NAME", db)
         .env("DB_SSLMODE", "disable")
-        .env("DB_SECRET_ARN", "arn:db")
+        .env("DB_SECRET_ARN", "arn:db");
+    command
 }
 
 /// Starts the function `command` describes, killed when the guard drops.

@@ -31,6 +31,11 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `prefix-<random>@example.com`: an address no other test registers.
+pub fn unique_email(prefix: &str) -> String {
+    format!("{}@example.com", unique(prefix))
+}
+
 /// Polls `check` every 100 ms until it holds; fails the test after `limit`.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
 where

@@ -12,9 +12,7 @@ use std::time::Duration;
 use common::domain::{Cents, Description, ProductName, Sku, Stock};
 use common::store::products::{self, NewProduct};
 use serde_json::{Value, json};
-use testkit::lambda::{
-    Answer, FakeRuntime, database_through_extension, fake_extension, lambda_command, spawn_function,
-};
+use testkit::lambda::{Answer, FakeRuntime, deployed_command, fake_extension, lambda_command, spawn_function};
 use testkit::postgres::{Client, OwnPostgres, create_database, drop_database, test_database};
 use testkit::process::Killed;
 
@@ -78,17 +76,14 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
             .await
             .unwrap();
 
-    let child = spawn_function(
-        database_through_extension(
-            &mut lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime.address),
-            extension.address,
-            &host,
-            port,
-            &db,
-        )
-        .env("JWT_SECRET_ARN", "arn:jwt"),
-    )
-    .unwrap();
+    let mut command = deployed_command(
+        env!("CARGO_BIN_EXE_list-products"),
+        "list-products",
+        runtime.address,
+        extension.address,
+        (&host, port, &db),
+    );
+    let child = spawn_function(command.env("JWT_SECRET_ARN", "arn:jwt")).unwrap();
 
     for id in ["one", "two"] {
         assert_listed(&mut runtime, id).await;

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use testkit::lambda::{
-    Answer, FakeRuntime, database_through_extension, fake_extension, lambda_command, serve, spawn_function,
-};
+use testkit::lambda::{Answer, FakeRuntime, deployed_command, fake_extension, serve, spawn_function};
 use testkit::postgres::{connect, create_database, drop_database, test_database};
 use tokio_postgres::NoTls;
 
@@ -34,17 +32,14 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
             .await
             .unwrap();
 
-    let child = spawn_function(
-        database_through_extension(
-            &mut lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime.address),
-            extension.address,
-            &host,
-            port,
-            &db,
-        )
-        .env("ADMIN_SECRET_ARN", "arn:admin"),
-    )
-    .unwrap();
+    let mut command = deployed_command(
+        env!("CARGO_BIN_EXE_migrate"),
+        "migrate",
+        runtime.address,
+        extension.address,
+        (&host, port, &db),
+    );
+    let child = spawn_function(command.env("ADMIN_SECRET_ARN", "arn:admin")).unwrap();
 
     let mut answers = Vec::new();
     for _ in 0..2 {
@@ -124,8 +119,14 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
     let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
     let mut runtime = FakeRuntime::start("migrate", vec![("hook".to_owned(), event)]).await.unwrap();
 
-    let mut command = lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime.address);
-    database_through_extension(&mut command, extension.address, &host, port, db)
+    let mut command = deployed_command(
+        env!("CARGO_BIN_EXE_migrate"),
+        "migrate",
+        runtime.address,
+        extension.address,
+        (&host, port, db),
+    );
+    command
         .env_remove("ADMIN_SECRET_ARN")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")

@@ -11,17 +11,18 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use common::mail::{Mail, MailError, Mailer};
 use common::outbox::{self, OutboxMessage, SweepConfig};
 use common::queue::redis::RedisQueue;
-use common::queue::{self, Publisher, QueueError};
+use common::queue::{Publisher, QueueError};
 use email_worker::{Worker, WorkerOptions};
 use serde_json::json;
 
 use testkit::eventually;
 use testkit::services::{localstack_url, redis_url};
 
-use crate::email::redis_streams::{pending, redis, redis_queue, stream_len};
+use crate::email::redis_streams::{app_publishing_to, pending, redis, redis_queue, stream_len};
 use crate::email::sqs_ses::ses_mails_to;
-use crate::email::{MailLog, address, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
+use crate::email::{MailLog, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
 use testkit::app::TestApp;
+use testkit::unique_email;
 
 /// What [`ScriptedMailer`] answers for one recipient.
 #[derive(Clone, Copy)]
@@ -104,7 +105,7 @@ fn sweep_now() -> SweepConfig {
 #[tokio::test]
 async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure() {
     let app = TestApp::spawn().await;
-    let (ann, bob, carol) = (address("ann"), address("bob"), address("carol"));
+    let (ann, bob, carol) = (unique_email("ann"), unique_email("bob"), unique_email("carol"));
     for to in [&ann, &bob, &carol] {
         register_ok(&app, to).await;
     }
@@ -152,9 +153,9 @@ async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure(
 async fn a_rejected_mail_is_acknowledged_on_redis_not_dead_lettered() {
     // A message left unacknowledged would be claimed again after half a second.
     let queue = common::queue::QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
-    let ann = address("ann");
+    let ann = unique_email("ann");
     let mailer = ScriptedMailer::new(&[(&ann, Outcome::Rejected)], &mails);
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer.clone(), fast_worker());
@@ -187,7 +188,7 @@ async fn an_unverified_sender_at_localstack_ses_is_retried_then_sent_once_verifi
     let ses = aws_sdk_ses::Client::new(&sdk);
     let sender = format!("{}@{}.example", testkit::unique("sender"), testkit::unique("unverified"));
     let app = TestApp::spawn().await;
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     let mut event = sqs_fixture();
     let body = json!({"id": outbox_id(&app, &ann).await, "kind": "welcome_email", "payload": {"to": ann}});

@@ -21,14 +21,12 @@ use common::outbox::SweepConfig;
 use common::queue::Consumer;
 use common::retention::RetentionConfig;
 use email_worker::{Worker, WorkerOptions};
+use gamestore::Pipeline;
 use http::StatusCode;
 use serde_json::{Value, json};
 use testkit::app::{PASSWORD, TestApp};
 use testkit::unique;
-
-pub(crate) fn address(prefix: &str) -> String {
-    format!("{}@example.com", unique(prefix))
-}
+use testkit::unique_email;
 
 /// Timeouts kept in their production order (send < lease < claim timeout), scaled down.
 pub(crate) fn fast_worker() -> WorkerOptions {
@@ -59,6 +57,11 @@ pub(crate) fn run_worker(
             .await;
     });
     (stop, running)
+}
+
+/// The local server's worker and sweeper for `app` on `consumer`, with the test timings.
+pub(crate) fn start_pipeline(app: &TestApp, consumer: Arc<dyn Consumer>, mailer: Arc<dyn Mailer>) -> Pipeline {
+    Pipeline::start(&app.state, consumer, mailer, fast_worker(), fast_sweep())
 }
 
 /// The log mailer's JSON lines file of this test: counts mails across processes.
@@ -123,7 +126,7 @@ pub(crate) async fn delivery_rows(app: &TestApp) -> (i64, i64) {
 async fn registration_fails_whole_when_the_user_insert_fails() {
     // The outbox row commits with the user or not at all: a duplicate email leaves no row.
     let app = TestApp::spawn().await;
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     let again = app.register(&ann, PASSWORD).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
@@ -140,7 +143,7 @@ pub(crate) fn sqs_fixture() -> Value {
 #[tokio::test]
 async fn sqs_batch_reports_exactly_the_failed_messages() {
     let app = TestApp::spawn().await;
-    let (ann, bob) = (address("ann"), address("bob"));
+    let (ann, bob) = (unique_email("ann"), unique_email("bob"));
     register_ok(&app, &ann).await;
     register_ok(&app, &bob).await;
     let ids: Vec<i64> = {

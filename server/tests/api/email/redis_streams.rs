@@ -14,17 +14,17 @@ use common::queue::redis::RedisQueue;
 use common::queue::{self, QueueConfig};
 use email_worker::Worker;
 use futures_util::StreamExt;
-use gamestore::Pipeline;
 use http::StatusCode;
 use redis::AsyncCommands;
 use serde_json::Value;
 use testkit::app::{PASSWORD, TestApp};
 use testkit::process::Killed;
 use testkit::services::redis_url;
+use testkit::unique_email;
 use testkit::{eventually, unique};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{FailingMailer, MailLog, address, delivery_rows, fast_sweep, fast_worker, register_ok, run_worker};
+use super::{FailingMailer, MailLog, delivery_rows, fast_worker, register_ok, run_worker, start_pipeline};
 
 /// A Redis queue of this test's own: its stream, short timeouts. The claim timeout stays
 /// above the worker's lease (see [`fast_worker`]), as in production: a competing worker
@@ -36,6 +36,11 @@ pub(crate) fn redis_queue(url: &str) -> QueueConfig {
         wait: Duration::from_millis(200),
         ..QueueConfig::new(url)
     }
+}
+
+/// A test app whose register publishes to `queue`.
+pub(crate) async fn app_publishing_to(queue: &QueueConfig) -> TestApp {
+    TestApp::spawn_with_publisher(Some(queue::publisher(queue).await.unwrap())).await
 }
 
 pub(crate) async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
@@ -59,17 +64,11 @@ pub(crate) async fn stream_len(conn: &mut redis::aio::MultiplexedConnection, str
 #[tokio::test]
 async fn register_sends_exactly_one_welcome_mail() {
     let queue = redis_queue(&redis_url());
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
-    let pipeline = Pipeline::start(
-        &app.state,
-        queue::consumer(&queue).await.unwrap(),
-        mails.mailer(),
-        fast_worker(),
-        fast_sweep(),
-    );
+    let pipeline = start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer());
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(20), "the welcome mail", || async { mails.count_to(&ann) == 1 }).await;
     // Longer than the sweeper's grace and the worker's claim timeout: nothing more comes.
@@ -124,10 +123,9 @@ async fn queue_down_at_registration_then_the_sweeper_delivers_once() {
     let app = TestApp::spawn_with_publisher(Some(queue::publisher(&through_proxy).await.unwrap())).await;
     let mails = MailLog::new();
     // The worker reads Redis directly; only publishing goes through the failing proxy.
-    let pipeline =
-        Pipeline::start(&app.state, queue::consumer(&real).await.unwrap(), mails.mailer(), fast_worker(), fast_sweep());
+    let pipeline = start_pipeline(&app, queue::consumer(&real).await.unwrap(), mails.mailer());
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     let started = Instant::now();
     register_ok(&app, &ann).await;
     assert!(started.elapsed() < Duration::from_secs(10), "a queue outage must not hold registration");
@@ -175,12 +173,12 @@ fn spawn_worker(app: &TestApp, queue: &QueueConfig, mails: &MailLog, pause: &[&s
 #[tokio::test]
 async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() {
     let queue = redis_queue(&redis_url());
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
     let mut conn = redis(&queue.url).await;
     let mut first = spawn_worker(&app, &queue, &mails, &["--pause-before-ack-ms", "600000"]);
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(30), "the publish", || async {
         app.query_one::<i64>("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL", &[]).await == 1
@@ -204,11 +202,11 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
 #[tokio::test]
 async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
     let queue = redis_queue(&redis_url());
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
     let mut first = spawn_worker(&app, &queue, &mails, &["--pause-before-send-ms", "600000"]);
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     // Received and claimed, no mail yet: then SIGKILL.
     eventually(Duration::from_secs(30), "the first worker's claim", || async { delivery_rows(&app).await == (1, 0) })
@@ -232,14 +230,14 @@ async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
 async fn a_message_that_always_fails_ends_in_the_dead_stream() {
     // Every failed send releases its claim, so redeliveries may come quickly.
     let queue = QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
     let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
     let (stop, running) = run_worker(worker, consumer);
 
-    register_ok(&app, &address("ann")).await;
+    register_ok(&app, &unique_email("ann")).await;
     let dead = format!("{}:dead", queue.stream);
     let mut conn = redis(&queue.url).await;
     eventually(Duration::from_secs(30), "the dead-lettered message", || async {
@@ -265,7 +263,7 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
     let queue = redis_queue(&redis_url());
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
     let mut conn = redis(&queue.url).await;
     let _: String = conn.xadd(&queue.stream, "*", &[("body", "this is not JSON")]).await.unwrap();
@@ -274,15 +272,9 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
         .xadd(&queue.stream, "*", &[("body", r#"{"id":1,"kind":"welcome_email","payload":{"to":"not an address"}}"#)])
         .await
         .unwrap();
-    let pipeline = Pipeline::start(
-        &app.state,
-        queue::consumer(&queue).await.unwrap(),
-        mails.mailer(),
-        fast_worker(),
-        fast_sweep(),
-    );
+    let pipeline = start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer());
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(20), "the good message's mail", || async { mails.count_to(&ann) == 1 }).await;
     let dead = format!("{}:dead", queue.stream);
@@ -310,23 +302,11 @@ async fn a_burst_of_200_registrations_sends_200_mails_once_each() {
     let mails = MailLog::new();
     // Two competing workers (and two sweepers) on one group.
     let pipelines = [
-        Pipeline::start(
-            &app.state,
-            queue::consumer(&queue).await.unwrap(),
-            mails.mailer(),
-            fast_worker(),
-            fast_sweep(),
-        ),
-        Pipeline::start(
-            &app.state,
-            queue::consumer(&queue).await.unwrap(),
-            mails.mailer(),
-            fast_worker(),
-            fast_sweep(),
-        ),
+        start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer()),
+        start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer()),
     ];
 
-    let emails: Vec<String> = (0..USERS).map(|i| address(&format!("burst{i}"))).collect();
+    let emails: Vec<String> = (0..USERS).map(|i| unique_email(&format!("burst{i}"))).collect();
     let statuses: Vec<StatusCode> = futures_util::stream::iter(emails.iter())
         .map(|email| async { app.register(email, PASSWORD).await.status })
         .buffer_unordered(32)

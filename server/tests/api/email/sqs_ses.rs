@@ -10,16 +10,43 @@ use common::mail::Mailer;
 use common::queue::sqs::SqsQueue;
 use common::queue::{Consumer, Publisher, QueueConfig};
 use email_worker::Worker;
-use gamestore::Pipeline;
 use serde_json::{Value, json};
 use testkit::app::TestApp;
 use testkit::services::localstack_url;
+use testkit::unique_email;
 use testkit::{eventually, unique};
 
-use super::{FailingMailer, MailLog, address, delivery_rows, fast_sweep, fast_worker, register_ok, run_worker};
+use super::{FailingMailer, MailLog, delivery_rows, fast_worker, register_ok, run_worker, start_pipeline};
+
+/// An SQS queue and its DLQ of this test's own on LocalStack, and the clients that reach
+/// them and SES.
+pub(crate) struct LocalStack {
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) ses: aws_sdk_ses::Client,
+    pub(crate) url: String,
+    pub(crate) dlq: String,
+    pub(crate) config: QueueConfig,
+}
+
+impl LocalStack {
+    /// A received message is invisible for `visibility` seconds, and goes to the DLQ after
+    /// `max_receives` receives.
+    pub(crate) async fn queues(visibility: u32, max_receives: u32) -> Self {
+        let sdk = common::aws::localstack_config(&localstack_url()).await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let (url, dlq) = sqs_queues(&sqs, visibility, max_receives).await;
+        let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&url) };
+        Self { ses: aws_sdk_ses::Client::new(&sdk), sqs, url, dlq, config }
+    }
+
+    /// A client of the queue, to publish or consume.
+    pub(crate) fn queue(&self) -> SqsQueue {
+        SqsQueue::with_client(self.sqs.clone(), &self.config)
+    }
+}
 
 /// A queue and its DLQ of this test's own on LocalStack (redrive after `max_receives`).
-pub(crate) async fn sqs_queues(client: &aws_sdk_sqs::Client, visibility: u32, max_receives: u32) -> (String, String) {
+async fn sqs_queues(client: &aws_sdk_sqs::Client, visibility: u32, max_receives: u32) -> (String, String) {
     let name = unique("test-welcome");
     let dlq =
         client.create_queue().queue_name(format!("{name}-dlq")).send().await.expect("create DLQ").queue_url.unwrap();
@@ -61,21 +88,19 @@ pub(crate) async fn ses_mails_to(to: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn register_delivers_through_sqs_and_ses_on_localstack() {
-    let sdk = common::aws::localstack_config(&localstack_url()).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, _dlq) = sqs_queues(&sqs, 5, 5).await;
-    let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&queue_url) };
+    let localstack = LocalStack::queues(5, 5).await;
+    let (sqs, queue_url) = (&localstack.sqs, localstack.url.clone());
     let sender = common::mail::MailConfig::DEFAULT_FROM;
-    let ses = aws_sdk_ses::Client::new(&sdk);
+    let ses = localstack.ses.clone();
     ses.verify_email_identity().email_address(sender).send().await.expect("verify sender");
 
-    let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
+    let publisher: Arc<dyn Publisher> = Arc::new(localstack.queue());
     let app = TestApp::spawn_with_publisher(Some(publisher)).await;
-    let consumer: Arc<dyn Consumer> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
+    let consumer: Arc<dyn Consumer> = Arc::new(localstack.queue());
     let mailer: Arc<dyn Mailer> = Arc::new(common::mail::ses::SesMailer::with_client(ses, sender));
-    let pipeline = Pipeline::start(&app.state, consumer, mailer, fast_worker(), fast_sweep());
+    let pipeline = start_pipeline(&app, consumer, mailer);
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     eventually(Duration::from_secs(30), "the mail at LocalStack's SES", || async {
         ses_mails_to(&ann).await.len() == 1
@@ -107,20 +132,17 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
 
 #[tokio::test]
 async fn a_message_that_always_fails_ends_in_the_sqs_dlq() {
-    let sdk = common::aws::localstack_config(&localstack_url()).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, dlq_url) = sqs_queues(&sqs, 1, 5).await;
-    let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&queue_url) };
-    let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
+    let localstack = LocalStack::queues(1, 5).await;
+    let publisher: Arc<dyn Publisher> = Arc::new(localstack.queue());
     let app = TestApp::spawn_with_publisher(Some(publisher)).await;
     let mails = MailLog::new();
     let mailer = Arc::new(FailingMailer { fail_all: true, fail_for: HashSet::new(), log: mails.mailer() });
-    let consumer = SqsQueue::with_client(sqs.clone(), &config);
+    let consumer = localstack.queue();
     let worker = Worker::new(app.pool().clone(), mailer, fast_worker());
     let (stop, running) = run_worker(worker, consumer);
 
-    register_ok(&app, &address("ann")).await;
-    let dlq = SqsQueue::with_client(sqs.clone(), &QueueConfig::new(&dlq_url));
+    register_ok(&app, &unique_email("ann")).await;
+    let dlq = SqsQueue::with_client(localstack.sqs.clone(), &QueueConfig::new(&localstack.dlq));
     let mut dead = Vec::new();
     let start = Instant::now();
     while dead.is_empty() {
