@@ -33,7 +33,7 @@ struct Server {
 
 impl Server {
     fn start(app: &TestApp) -> Self {
-        let redis = std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL is not set: run `make test`");
+        let redis = testkit::services::redis_url();
         // Redis accepts any password for its password-less `default` user.
         let queue_url = redis.replacen("redis://", &format!("redis://default:{QUEUE_PASSWORD}@"), 1);
         let mut child = Command::new(env!("CARGO_BIN_EXE_gamestore"))
