@@ -222,27 +222,42 @@ pub fn lambda_command(binary: &str, name: &str, runtime: SocketAddr) -> Command 
     command
 }
 
-/// [`lambda_command`] configured as the SAM template configures a function: the database
-/// as `(host, port, name)`, with the credentials (`arn:db`) read through the secrets
-/// extension at `extension`. No TLS: the test cluster has none (in AWS the template sets
-/// `require`).
-pub fn deployed_command(
-    binary: &str,
-    name: &str,
-    runtime: SocketAddr,
-    extension: SocketAddr,
-    (host, port, db): (&str, u16, &str),
-) -> Command {
-    let mut command = lambda_command(binary, name, runtime);
-    command
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port().to_string())
-        .env("DB_HOST", host)
-        .env("DB_PORT", port.to_string())
-        .env("DB_NAME", db)
-        .env("DB_SSLMODE", "disable")
-        .env("DB_SECRET_ARN", "arn:db");
-    command
+/// What Lambda provides around a function deployed as the SAM template configures it: the
+/// Runtime API and the Parameters and Secrets extension (serving `secrets`, recording the
+/// ids asked for in `seen`).
+pub struct Environment {
+    pub runtime: FakeRuntime,
+    pub extension: Served,
+    function: String,
+}
+
+impl Environment {
+    pub async fn start(
+        function: &str,
+        events: Vec<(String, Value)>,
+        secrets: HashMap<String, Value>,
+        seen: Arc<Mutex<Vec<String>>>,
+    ) -> io::Result<Self> {
+        let extension = fake_extension(secrets, seen).await?;
+        let runtime = FakeRuntime::start(function, events).await?;
+        Ok(Self { runtime, extension, function: function.to_owned() })
+    }
+
+    /// [`lambda_command`] for `binary` in this environment, its database as the template
+    /// describes it: `(host, port, name)`, with the credentials (`arn:db`) read through the
+    /// extension. No TLS: the test cluster has none (in AWS the template sets `require`).
+    pub fn command(&self, binary: &str, (host, port, db): (&str, u16, &str)) -> Command {
+        let mut command = lambda_command(binary, &self.function, self.runtime.address);
+        command
+            .env("AWS_SESSION_TOKEN", TOKEN)
+            .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", self.extension.address.port().to_string())
+            .env("DB_HOST", host)
+            .env("DB_PORT", port.to_string())
+            .env("DB_NAME", db)
+            .env("DB_SSLMODE", "disable")
+            .env("DB_SECRET_ARN", "arn:db");
+        command
+    }
 }
 
 /// Starts the function `command` describes, killed when the guard drops.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::domain::{Cents, Description, ProductName, Sku, Stock};
 use common::store::products::{self, NewProduct};
 use serde_json::{Value, json};
-use testkit::lambda::{Answer, FakeRuntime, deployed_command, fake_extension, lambda_command, spawn_function};
+use testkit::lambda::{Answer, Environment, FakeRuntime, lambda_command, spawn_function};
 use testkit::postgres::{Client, OwnPostgres, create_database, drop_database, test_database};
 use testkit::process::Killed;
 
@@ -69,24 +69,15 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
         ("arn:jwt".to_owned(), json!("a-jwt-signing-key-of-more-than-32-bytes-0123456789")),
         ("arn:db".to_owned(), json!({"username": "postgres", "password": "trust-auth-ignores-it"})),
     ]);
-    let extension = fake_extension(secrets, seen.clone()).await.unwrap();
     let event = list_products_event();
-    let mut runtime =
-        FakeRuntime::start("list-products", vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)])
-            .await
-            .unwrap();
+    let events = vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)];
+    let mut lambda = Environment::start("list-products", events, secrets, seen.clone()).await.unwrap();
 
-    let mut command = deployed_command(
-        env!("CARGO_BIN_EXE_list-products"),
-        "list-products",
-        runtime.address,
-        extension.address,
-        (&host, port, &db),
-    );
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_list-products"), (&host, port, &db));
     let child = spawn_function(command.env("JWT_SECRET_ARN", "arn:jwt")).unwrap();
 
     for id in ["one", "two"] {
-        assert_listed(&mut runtime, id).await;
+        assert_listed(&mut lambda.runtime, id).await;
     }
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use testkit::lambda::{Answer, FakeRuntime, deployed_command, fake_extension, serve, spawn_function};
+use testkit::lambda::{Answer, Environment, serve, spawn_function};
 use testkit::postgres::{connect, create_database, drop_database, test_database};
 use tokio_postgres::NoTls;
 
@@ -26,24 +26,15 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
         ),
         ("arn:admin".to_owned(), json!({"email": "first-admin@example.com", "password": "first admin password"})),
     ]);
-    let extension = fake_extension(secrets, seen.clone()).await.unwrap();
-    let mut runtime =
-        FakeRuntime::start("migrate", vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))])
-            .await
-            .unwrap();
+    let events = vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))];
+    let mut lambda = Environment::start("migrate", events, secrets, seen.clone()).await.unwrap();
 
-    let mut command = deployed_command(
-        env!("CARGO_BIN_EXE_migrate"),
-        "migrate",
-        runtime.address,
-        extension.address,
-        (&host, port, &db),
-    );
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_migrate"), (&host, port, &db));
     let child = spawn_function(command.env("ADMIN_SECRET_ARN", "arn:admin")).unwrap();
 
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let Answer { id, body, .. } = runtime.answer().await;
+        let Answer { id, body, .. } = lambda.runtime.answer().await;
         answers.push((id, body));
     }
     let (first_id, first) = &answers[0];
@@ -115,17 +106,11 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
         "arn:db".to_owned(),
         json!({"username": "postgres", "password": "trust-auth-ignores-it", "engine": "postgres"}),
     )]);
-    let extension = fake_extension(secrets, Arc::default()).await.unwrap();
     let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
-    let mut runtime = FakeRuntime::start("migrate", vec![("hook".to_owned(), event)]).await.unwrap();
+    let events = vec![("hook".to_owned(), event)];
+    let mut lambda = Environment::start("migrate", events, secrets, Arc::default()).await.unwrap();
 
-    let mut command = deployed_command(
-        env!("CARGO_BIN_EXE_migrate"),
-        "migrate",
-        runtime.address,
-        extension.address,
-        (&host, port, db),
-    );
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_migrate"), (&host, port, db));
     command
         .env_remove("ADMIN_SECRET_ARN")
         .env_remove("AWS_PROFILE")
@@ -136,7 +121,7 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{}", codedeploy.address));
     let child = spawn_function(&mut command).unwrap();
-    let Answer { id, body, .. } = runtime.answer().await;
+    let Answer { id, body, .. } = lambda.runtime.answer().await;
     drop(child);
     let seen = reports.lock().unwrap().clone();
     (id, body, seen)
