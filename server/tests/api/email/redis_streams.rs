@@ -38,6 +38,13 @@ pub(crate) fn redis_queue(url: &str) -> QueueConfig {
     }
 }
 
+/// A test app publishing to a stream of its own on the shared Redis, and a mail log.
+async fn app_on_a_stream_of_its_own() -> (QueueConfig, TestApp, MailLog) {
+    let queue = redis_queue(&redis_url());
+    let app = app_publishing_to(&queue).await;
+    (queue, app, MailLog::new())
+}
+
 /// A test app whose register publishes to `queue`.
 pub(crate) async fn app_publishing_to(queue: &QueueConfig) -> TestApp {
     TestApp::spawn_with_publisher(Some(queue::publisher(queue).await.unwrap())).await
@@ -63,9 +70,7 @@ pub(crate) async fn stream_len(conn: &mut redis::aio::MultiplexedConnection, str
 
 #[tokio::test]
 async fn register_sends_exactly_one_welcome_mail() {
-    let queue = redis_queue(&redis_url());
-    let app = app_publishing_to(&queue).await;
-    let mails = MailLog::new();
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
     let pipeline = start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer());
 
     let ann = unique_email("ann");
@@ -172,9 +177,7 @@ fn spawn_worker(app: &TestApp, queue: &QueueConfig, mails: &MailLog, pause: &[&s
 
 #[tokio::test]
 async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() {
-    let queue = redis_queue(&redis_url());
-    let app = app_publishing_to(&queue).await;
-    let mails = MailLog::new();
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
     let mut conn = redis(&queue.url).await;
     let mut first = spawn_worker(&app, &queue, &mails, &["--pause-before-ack-ms", "600000"]);
 
@@ -201,9 +204,7 @@ async fn worker_killed_after_sending_before_ack_is_redelivered_and_sends_once() 
 
 #[tokio::test]
 async fn worker_killed_before_sending_is_redelivered_and_sends_once() {
-    let queue = redis_queue(&redis_url());
-    let app = app_publishing_to(&queue).await;
-    let mails = MailLog::new();
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
     let mut first = spawn_worker(&app, &queue, &mails, &["--pause-before-send-ms", "600000"]);
 
     let ann = unique_email("ann");
@@ -262,9 +263,7 @@ async fn a_message_that_always_fails_ends_in_the_dead_stream() {
 
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_and_the_worker_keeps_going() {
-    let queue = redis_queue(&redis_url());
-    let app = app_publishing_to(&queue).await;
-    let mails = MailLog::new();
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
     let mut conn = redis(&queue.url).await;
     let _: String = conn.xadd(&queue.stream, "*", &[("body", "this is not JSON")]).await.unwrap();
     let _: String = conn.xadd(&queue.stream, "*", &[("other", "no body at all")]).await.unwrap();
