@@ -135,9 +135,7 @@ fn run(cmd: Cmd) -> Result<(), Error> {
                 .replace("REPLACE_WITH_USER_TOKEN", &user_token)
                 .replace("REPLACE_WITH_ADMIN_TOKEN", &admin_token);
             let opts = lambda::Options { bin, event, starts, warm };
-            let rt = runtime()?;
-            let local = tokio::task::LocalSet::new();
-            let result = local.block_on(&rt, lambda::run(opts))?;
+            let result = runtime()?.block_on(lambda::run(opts))?;
             println!("{result}");
         }
         Cmd::Tokens { ttl_seconds } => {

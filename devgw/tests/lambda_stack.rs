@@ -8,15 +8,15 @@
 //! with `--run-ignored only`, passing it in TEST_LAMBDA_* variables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::Value;
-use support::{get, post, send, test_localstack};
+use testkit::http::{get, post, send};
+use testkit::services::localstack_url;
+use testkit::unique_email;
 use tokio_postgres::NoTls;
 
 fn var(name: &str) -> String {
@@ -41,7 +41,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut check: imp
 
 /// The mails LocalStack's SES sent to `to`.
 async fn mails_to(to: &str) -> usize {
-    let (_, _, body) = send(get(&format!("{}/_aws/ses", test_localstack()))).await;
+    let (_, _, body) = send(get(&format!("{}/_aws/ses", localstack_url()))).await;
     let sent: Value = serde_json::from_slice(&body).unwrap();
     sent["messages"]
         .as_array()
@@ -55,10 +55,6 @@ async fn database() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&var("TEST_LAMBDA_DATABASE_URL"), NoTls).await.unwrap();
     tokio::spawn(connection);
     client
-}
-
-fn unique_email(name: &str) -> String {
-    format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 #[tokio::test]
@@ -86,7 +82,7 @@ async fn register_sends_one_welcome_mail_through_sqs_the_worker_binary_and_ses()
 }
 
 async fn sqs() -> Client {
-    Client::new(&common::aws::localstack_config(&test_localstack()).await)
+    Client::new(&common::aws::localstack_config(&localstack_url()).await)
 }
 
 /// The bodies in the dead-letter queue with their receive counts (looked at, not taken:

@@ -12,7 +12,8 @@ use devgw::gateway::Gateway;
 use devgw::invoke::Invoker;
 use devgw::template::Template;
 use serde_json::json;
-use support::{fake_functions, get, post, send};
+use support::fake_functions;
+use testkit::http::{get, post, send};
 use tokio::net::TcpListener;
 
 fn project_template() -> String {

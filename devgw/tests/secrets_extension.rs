@@ -2,20 +2,19 @@
 //! (`common::config::SecretsExtension`), answers from LocalStack's Secrets Manager.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use common::config::SecretsExtension;
 use devgw::secrets::SecretsProxy;
-use support::{post, send, test_localstack};
+use testkit::http::{post, send};
+use testkit::services::localstack_url;
 use tokio::net::TcpListener;
 
 async fn create_secret(name: &str, value: &str) {
     let request = http::Request::builder()
         .method("POST")
-        .uri(format!("{}/", test_localstack()))
+        .uri(format!("{}/", localstack_url()))
         .header("x-amz-target", "secretsmanager.CreateSecret")
         .header("content-type", "application/x-amz-json-1.1")
         .body(
@@ -42,7 +41,7 @@ async fn functions_read_localstack_secrets_through_the_extension_interface() {
     create_secret(&name, r#"{"username":"app","password":"p w"}"#).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let proxy = Arc::new(SecretsProxy::new(&test_localstack(), "session"));
+    let proxy = Arc::new(SecretsProxy::new(&localstack_url(), "session"));
     tokio::spawn(devgw::serve(listener, move |request, _| proxy.clone().handle(request)));
 
     let value = client(port, "session").get(&name).await.map_err(|e| e.to_string());

@@ -14,14 +14,15 @@ use devgw::invoke::Invoker;
 use devgw::sqs::{self, BatchOutcome, QueuePoller};
 use devgw::template::{QueueSettings, QueueSource};
 use serde_json::{Value, json};
-use support::{Calls, fake_functions, test_localstack};
+use support::{Calls, fake_functions};
+use testkit::services::localstack_url;
 
 const MAX_RECEIVES: u32 = 2;
 
 /// A fresh queue and its dead-letter queue: visibility 1 s, dead-lettered after
 /// MAX_RECEIVES receives (set by devgw from template-like settings).
 async fn queues(name: &str) -> (Client, String, String) {
-    let client = Client::new(&common::aws::localstack_config(&test_localstack()).await);
+    let client = Client::new(&common::aws::localstack_config(&localstack_url()).await);
     let unique = format!("devgw-{name}-{}", uuid::Uuid::new_v4().simple());
     let dlq = client.create_queue().queue_name(format!("{unique}-dlq")).send().await.unwrap();
     let queue = client.create_queue().queue_name(&unique).send().await.unwrap();

@@ -1,6 +1,5 @@
-//! Shared by devgw's tests: a fake Invoke API standing in for `cargo lambda watch`, and a
-//! small HTTP client.
-#![allow(dead_code)] // each test file uses a part
+//! devgw's own test double: a fake Invoke API standing in for `cargo lambda watch` (the
+//! rest of the test support is in `testkit`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -8,8 +7,6 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -52,25 +49,4 @@ pub async fn fake_functions(respond: impl Fn(&str, &Value) -> Answer + Send + Sy
         }
     }));
     (format!("http://{address}"), calls)
-}
-
-/// Sends `request`, returns status, headers and body.
-pub async fn send(request: http::Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, Bytes) {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
-}
-
-pub fn get(url: &str) -> http::Request<Full<Bytes>> {
-    http::Request::get(url).body(Full::default()).unwrap()
-}
-
-pub fn post(url: &str, content_type: &str, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
-    http::Request::post(url).header("content-type", content_type).body(Full::new(body.into())).unwrap()
-}
-
-pub fn test_localstack() -> String {
-    std::env::var("TEST_LOCALSTACK_URL")
-        .expect("TEST_LOCALSTACK_URL is not set: run `make test`, or point it at a LocalStack")
 }

@@ -5,26 +5,20 @@
 //! served only during INVOKE in AWS, so the function loads them on its first request:
 //! this checks that deferred start-up answers, and reads the secrets once per environment.
 
-#[path = "../../../common/tests/support/fake_lambda.rs"]
-mod fake_lambda;
-#[path = "../../../common/tests/support/own_postgres.rs"]
-mod own_postgres;
-
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::domain::{Cents, Description, ProductName, Sku, Stock};
 use common::store::products::{self, NewProduct};
-use fake_lambda::{Killed, database_through_extension, fake_extension, fake_runtime, lambda_command, test_database};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_postgres::NoTls;
+use testkit::lambda::{Answer, Environment, FakeRuntime, lambda_command, spawn_function};
+use testkit::postgres::{Client, OwnPostgres, create_database, drop_database, test_database};
+use testkit::process::Killed;
 
 /// A fresh migrated database holding one product, on the test cluster.
 struct Database {
-    admin: tokio_postgres::Client,
+    admin: Client,
     name: String,
     host: String,
     port: u16,
@@ -36,10 +30,7 @@ async fn database_with_a_product(tag: &str) -> Database {
 }
 
 async fn database_with_a_product_on(admin_url: &str, host: String, port: u16, tag: &str) -> Database {
-    let (admin, connection) = tokio_postgres::connect(admin_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let name = format!("list_products_{tag}_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+    let (admin, name) = create_database(admin_url, &format!("list_products_{tag}")).await;
     let pool = common::db::pool(&format!("host={host} port={port} user=postgres dbname={name}"), 1).unwrap();
     common::db::migrate(&pool).await.unwrap();
     let new = NewProduct {
@@ -60,9 +51,8 @@ fn list_products_event() -> Value {
 }
 
 /// The next answer of the function: `id`'s, a 200 listing the product.
-async fn assert_listed(results: &mut UnboundedReceiver<(String, Value)>, id: &str) {
-    let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
-    let (got, response) = answer.expect("the function answered").expect("channel open");
+async fn assert_listed(runtime: &mut FakeRuntime, id: &str) {
+    let Answer { id: got, body: response, .. } = runtime.answer().await;
     assert_eq!(got, id, "{response}");
     assert_eq!(response["statusCode"], 200, "{id}: {response}");
     let body: Value = serde_json::from_str(response["body"].as_str().expect("body")).unwrap();
@@ -79,48 +69,32 @@ async fn http_function_loads_its_secrets_through_the_extension_once() {
         ("arn:jwt".to_owned(), json!("a-jwt-signing-key-of-more-than-32-bytes-0123456789")),
         ("arn:db".to_owned(), json!({"username": "postgres", "password": "trust-auth-ignores-it"})),
     ]);
-    let extension = fake_extension(secrets, seen.clone()).await;
     let event = list_products_event();
-    let (runtime, mut results, _) =
-        fake_runtime(vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)]).await;
+    let events = vec![("one".to_owned(), event.clone()), ("two".to_owned(), event)];
+    let mut lambda = Environment::start("list-products", events, secrets, seen.clone()).await.unwrap();
 
-    let child = database_through_extension(
-        &mut lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime),
-        extension,
-        &host,
-        port,
-        &db,
-    )
-    .env("JWT_SECRET_ARN", "arn:jwt")
-    .spawn()
-    .unwrap();
-    let child = Killed(child);
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_list-products"), (&host, port, &db));
+    let child = spawn_function(command.env("JWT_SECRET_ARN", "arn:jwt")).unwrap();
 
     for id in ["one", "two"] {
-        assert_listed(&mut results, id).await;
+        assert_listed(&mut lambda.runtime, id).await;
     }
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
     assert_eq!(seen, vec!["arn:db".to_owned(), "arn:jwt".to_owned()], "each secret is read once");
 
     drop(child);
-    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+    drop_database(&admin, &db).await;
 }
 
 /// The binary with its configuration in the environment (as locally), not the extension.
 fn spawn_configured_in_env(runtime: std::net::SocketAddr, database_url: &str) -> Killed {
-    let child = lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime)
-        .env("DATABASE_URL", database_url)
-        .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789")
-        .spawn()
-        .unwrap();
-    Killed(child)
-}
-
-/// SIGSTOP freezes the process as Lambda freezes an environment; SIGCONT thaws it.
-fn signal(child: &Killed, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.0.id().to_string()]).status().unwrap();
-    assert!(status.success(), "kill {signal}");
+    spawn_function(
+        lambda_command(env!("CARGO_BIN_EXE_list-products"), "list-products", runtime)
+            .env("DATABASE_URL", database_url)
+            .env("JWT_SECRET", "a-jwt-signing-key-of-more-than-32-bytes-0123456789"),
+    )
+    .unwrap()
 }
 
 /// Longer than the pool's idle-check threshold (1 s), as a freeze between invocations
@@ -134,12 +108,12 @@ const FROZEN_FOR: Duration = Duration::from_millis(1500);
 async fn a_connection_that_died_while_frozen_costs_no_invocation() {
     let Database { admin, name: db, host, port } = database_with_a_product("frozen").await;
     let event = list_products_event();
-    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
-    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
-    assert_listed(&mut results, "warm").await;
+    let mut runtime = FakeRuntime::start("list-products", vec![("warm".to_owned(), event.clone())]).await.unwrap();
+    let child = spawn_configured_in_env(runtime.address, &format!("host={host} port={port} user=postgres dbname={db}"));
+    assert_listed(&mut runtime, "warm").await;
 
     for round in ["thawed-1", "thawed-2", "thawed-3"] {
-        signal(&child, "-STOP");
+        child.signal("-STOP");
         let terminated: i64 = admin
             .query_one(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -150,14 +124,14 @@ async fn a_connection_that_died_while_frozen_costs_no_invocation() {
             .unwrap()
             .get(0);
         assert!(terminated >= 1, "{round}: the function held no connection");
-        feed.invoke(round, event.clone());
+        runtime.invoke(round, event.clone());
         tokio::time::sleep(FROZEN_FOR).await;
-        signal(&child, "-CONT");
-        assert_listed(&mut results, round).await;
+        child.signal("-CONT");
+        assert_listed(&mut runtime, round).await;
     }
 
     drop(child);
-    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+    drop_database(&admin, &db).await;
 }
 
 /// A TCP relay in front of Postgres that can drop its connections silently, as a proxy or
@@ -207,39 +181,41 @@ async fn a_connection_dropped_silently_costs_no_invocation() {
     let Database { admin, name: db, host, port } = database_with_a_product("dropped").await;
     let relay = SilentDropper::start(&host, port).await;
     let event = list_products_event();
-    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
-    let child =
-        spawn_configured_in_env(runtime, &format!("host=127.0.0.1 port={} user=postgres dbname={db}", relay.port));
-    assert_listed(&mut results, "warm").await;
+    let mut runtime = FakeRuntime::start("list-products", vec![("warm".to_owned(), event.clone())]).await.unwrap();
+    let child = spawn_configured_in_env(
+        runtime.address,
+        &format!("host=127.0.0.1 port={} user=postgres dbname={db}", relay.port),
+    );
+    assert_listed(&mut runtime, "warm").await;
 
     for round in ["after-drop-1", "after-drop-2"] {
         relay.drop_connections();
         tokio::time::sleep(FROZEN_FOR).await;
-        feed.invoke(round, event.clone());
-        assert_listed(&mut results, round).await;
+        runtime.invoke(round, event.clone());
+        assert_listed(&mut runtime, round).await;
     }
 
     drop(child);
-    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+    drop_database(&admin, &db).await;
 }
 
 /// PostgreSQL (the test's own cluster) restarted while the function is frozen.
 #[tokio::test]
 async fn a_database_restart_while_frozen_costs_no_invocation() {
-    let cluster = own_postgres::OwnPostgres::start();
+    let cluster = OwnPostgres::start();
     let Database { name: db, host, port, .. } =
         database_with_a_product_on(&cluster.url("postgres"), "127.0.0.1".to_owned(), cluster.port(), "restart").await;
     let event = list_products_event();
-    let (runtime, mut results, feed) = fake_runtime(vec![("warm".to_owned(), event.clone())]).await;
-    let child = spawn_configured_in_env(runtime, &format!("host={host} port={port} user=postgres dbname={db}"));
-    assert_listed(&mut results, "warm").await;
+    let mut runtime = FakeRuntime::start("list-products", vec![("warm".to_owned(), event.clone())]).await.unwrap();
+    let child = spawn_configured_in_env(runtime.address, &format!("host={host} port={port} user=postgres dbname={db}"));
+    assert_listed(&mut runtime, "warm").await;
 
     for round in ["restarted-1", "restarted-2"] {
-        signal(&child, "-STOP");
+        child.signal("-STOP");
         cluster.pg_ctl("restart");
-        feed.invoke(round, event.clone());
+        runtime.invoke(round, event.clone());
         tokio::time::sleep(FROZEN_FOR).await;
-        signal(&child, "-CONT");
-        assert_listed(&mut results, round).await;
+        child.signal("-CONT");
+        assert_listed(&mut runtime, round).await;
     }
 }

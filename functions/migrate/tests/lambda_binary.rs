@@ -5,24 +5,18 @@
 //! Covers the AWS-only path end to end: secrets over the extension with the session token,
 //! the connection built from DB_HOST/DB_PORT/DB_NAME + secret, migrations, first admin.
 
-#[path = "../../../common/tests/support/fake_lambda.rs"]
-mod fake_lambda;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use fake_lambda::{Killed, database_through_extension, fake_extension, fake_runtime, lambda_command, test_database};
 use serde_json::json;
+use testkit::lambda::{Answer, Environment, serve, spawn_function};
+use testkit::postgres::{connect, create_database, drop_database, test_database};
 use tokio_postgres::NoTls;
 
 #[tokio::test]
 async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
     let (admin_url, host, port) = test_database();
-    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let db = format!("migrate_lambda_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE \"{db}\"")).await.unwrap();
+    let (admin, db) = create_database(&admin_url, "migrate_lambda").await;
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let secrets = HashMap::from([
@@ -32,26 +26,16 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
         ),
         ("arn:admin".to_owned(), json!({"email": "first-admin@example.com", "password": "first admin password"})),
     ]);
-    let extension = fake_extension(secrets, seen.clone()).await;
-    let (runtime, mut results, _) =
-        fake_runtime(vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))]).await;
+    let events = vec![("first".to_owned(), json!({})), ("second".to_owned(), json!({}))];
+    let mut lambda = Environment::start("migrate", events, secrets, seen.clone()).await.unwrap();
 
-    let child = database_through_extension(
-        &mut lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime),
-        extension,
-        &host,
-        port,
-        &db,
-    )
-    .env("ADMIN_SECRET_ARN", "arn:admin")
-    .spawn()
-    .unwrap();
-    let child = Killed(child);
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_migrate"), (&host, port, &db));
+    let child = spawn_function(command.env("ADMIN_SECRET_ARN", "arn:admin")).unwrap();
 
     let mut answers = Vec::new();
     for _ in 0..2 {
-        let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
-        answers.push(answer.expect("the function answered").expect("channel open"));
+        let Answer { id, body, .. } = lambda.runtime.answer().await;
+        answers.push((id, body));
     }
     let (first_id, first) = &answers[0];
     assert_eq!(first_id, "first", "{first}");
@@ -66,9 +50,7 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
     let seen = seen.lock().unwrap().clone();
     assert!(seen.contains(&"arn:db".to_owned()) && seen.contains(&"arn:admin".to_owned()), "{seen:?}");
 
-    let (client, connection) =
-        tokio_postgres::connect(&format!("host={host} port={port} user=postgres dbname={db}"), NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = connect(&format!("host={host} port={port} user=postgres dbname={db}")).await;
     let admins: Vec<String> = client
         .query("SELECT email FROM users WHERE role = 'admin'", &[])
         .await
@@ -79,7 +61,7 @@ async fn migrate_binary_applies_migrations_and_creates_the_admin_once() {
     assert_eq!(admins, vec!["first-admin@example.com".to_owned()]);
     drop(client);
     drop(child);
-    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+    drop_database(&admin, &db).await;
 }
 
 /// What the fake CodeDeploy saw: the operation (`X-Amz-Target`), the request body, and
@@ -89,7 +71,7 @@ type Reports = Arc<Mutex<Vec<(String, serde_json::Value, bool)>>>;
 /// CodeDeploy's JSON API, answering `PutLifecycleEventHookExecutionStatus` as AWS does.
 /// On each call it looks at the database `db`, so the test can tell that the migrations
 /// ran before the outcome was reported.
-async fn fake_codedeploy(reports: Reports, db_url: String) -> std::net::SocketAddr {
+async fn fake_codedeploy(reports: Reports, db_url: String) -> testkit::lambda::Served {
     use axum::http::HeaderMap;
     async fn call(
         axum::extract::State((reports, db_url)): axum::extract::State<(Reports, String)>,
@@ -110,7 +92,7 @@ async fn fake_codedeploy(reports: Reports, db_url: String) -> std::net::SocketAd
         reports.lock().unwrap().push((target, body, migrated));
         ([("content-type", "application/x-amz-json-1.1")], json!({ "lifecycleEventHookExecutionId": id }).to_string())
     }
-    fake_lambda::serve(axum::Router::new().route("/", axum::routing::post(call)).with_state((reports, db_url))).await
+    serve(axum::Router::new().route("/", axum::routing::post(call)).with_state((reports, db_url))).await.unwrap()
 }
 
 /// Runs the migrate binary on `db` for one CodeDeploy hook event and returns its answer
@@ -124,30 +106,22 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
         "arn:db".to_owned(),
         json!({"username": "postgres", "password": "trust-auth-ignores-it", "engine": "postgres"}),
     )]);
-    let extension = fake_extension(secrets, Arc::default()).await;
     let event = json!({"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": execution_id});
-    let (runtime, mut results, _) = fake_runtime(vec![("hook".to_owned(), event)]).await;
+    let events = vec![("hook".to_owned(), event)];
+    let mut lambda = Environment::start("migrate", events, secrets, Arc::default()).await.unwrap();
 
-    let child = database_through_extension(
-        &mut lambda_command(env!("CARGO_BIN_EXE_migrate"), "migrate", runtime),
-        extension,
-        &host,
-        port,
-        db,
-    )
-    .env_remove("ADMIN_SECRET_ARN")
-    .env_remove("AWS_PROFILE")
-    .env_remove("AWS_ENDPOINT_URL")
-    .env("AWS_ACCESS_KEY_ID", "test")
-    .env("AWS_SECRET_ACCESS_KEY", "test")
-    .env("AWS_REGION", "eu-west-1")
-    .env("AWS_EC2_METADATA_DISABLED", "true")
-    .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{codedeploy}"))
-    .spawn()
-    .unwrap();
-    let child = Killed(child);
-    let answer = tokio::time::timeout(Duration::from_secs(120), results.recv()).await;
-    let (id, body) = answer.expect("the function answered").expect("channel open");
+    let mut command = lambda.command(env!("CARGO_BIN_EXE_migrate"), (&host, port, db));
+    command
+        .env_remove("ADMIN_SECRET_ARN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_CODEDEPLOY", format!("http://{}", codedeploy.address));
+    let child = spawn_function(&mut command).unwrap();
+    let Answer { id, body, .. } = lambda.runtime.answer().await;
     drop(child);
     let seen = reports.lock().unwrap().clone();
     (id, body, seen)
@@ -156,10 +130,7 @@ async fn run_hook(db: &str, execution_id: &str) -> (String, serde_json::Value, V
 #[tokio::test]
 async fn as_a_pretraffic_hook_it_migrates_then_reports_succeeded_to_codedeploy() {
     let (admin_url, _, _) = test_database();
-    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    let db = format!("migrate_hook_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE \"{db}\"")).await.unwrap();
+    let (admin, db) = create_database(&admin_url, "migrate_hook").await;
 
     let (id, answer, reports) = run_hook(&db, "hook-execution-1").await;
 
@@ -173,7 +144,7 @@ async fn as_a_pretraffic_hook_it_migrates_then_reports_succeeded_to_codedeploy()
         &json!({"deploymentId": "d-TESTDEPLOY", "lifecycleEventHookExecutionId": "hook-execution-1", "status": "Succeeded"})
     );
     assert!(migrated, "the schema existed before CodeDeploy was told to shift traffic");
-    admin.batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)")).await.unwrap();
+    drop_database(&admin, &db).await;
 }
 
 #[tokio::test]

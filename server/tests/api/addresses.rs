@@ -4,7 +4,7 @@
 
 use http::StatusCode;
 
-use crate::helpers::{PASSWORD, TestApp};
+use testkit::app::{PASSWORD, TestApp};
 
 /// The forms of issue 12 and their neighbours, each aimed at an inbox that is not the
 /// caller's (or at no inbox at all).

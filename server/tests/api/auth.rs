@@ -5,7 +5,7 @@ use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
+use testkit::app::{JWT_SECRET, PASSWORD, TestApp};
 
 #[tokio::test]
 async fn register_creates_a_user_and_never_returns_the_hash() {

@@ -3,7 +3,7 @@
 use common::domain::Role;
 use http::{Method, StatusCode};
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 const TABLES: [&str; 5] = ["users", "products", "product_stock", "orders", "order_items"];
 

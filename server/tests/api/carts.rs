@@ -7,7 +7,7 @@ use common::domain::Role;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 #[tokio::test]
 async fn a_cart_buys_every_line_in_one_order() {

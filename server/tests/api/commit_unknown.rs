@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
-use crate::helpers::{TestApp, TestResponse};
+use testkit::app::{TestApp, TestResponse};
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> TestResponse {
     let auth = format!("Bearer {token}");

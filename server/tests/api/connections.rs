@@ -6,16 +6,16 @@
 //! connections and answered 503 (an order 502 `commit_unknown`).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::domain::Role;
 use http::{Method, StatusCode};
 use serde_json::json;
-use tokio_postgres::NoTls;
 
-use crate::helpers::{JWT_SECRET, PASSWORD, TestApp};
-use crate::own_postgres::{OwnPostgres, free_port};
+use testkit::app::{JWT_SECRET, PASSWORD, TestApp};
+use testkit::postgres::{OwnPostgres, connect};
+use testkit::process::{Killed, free_port};
 
 /// Requests sent while the server is frozen, per round.
 const QUEUED: usize = 30;
@@ -24,7 +24,7 @@ const FROZEN_FOR: Duration = Duration::from_millis(1500);
 
 /// The `gamestore serve` child process, killed when dropped (also when a test panics).
 struct Server {
-    child: Child,
+    child: Killed,
     address: SocketAddr,
 }
 
@@ -41,7 +41,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start gamestore serve");
-        let server = Self { child, address: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let server = Self { child: Killed(child), address: SocketAddr::from(([127, 0, 0, 1], port)) };
         for _ in 0..600 {
             if tokio::net::TcpStream::connect(server.address).await.is_ok() {
                 return server;
@@ -52,15 +52,7 @@ impl Server {
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
-        assert!(status.success(), "kill {signal}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.signal(signal);
     }
 }
 
@@ -148,9 +140,8 @@ async fn terminated_connections_cost_no_request() {
     let app = TestApp::spawn().await;
     let server = Server::start(&app.database_url).await;
     let database: String = app.query_one("SELECT current_database()", &[]).await;
-    let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-    let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.expect("connect");
-    tokio::spawn(connection);
+    let admin_url = testkit::services::database_url();
+    let admin = connect(&admin_url).await;
     survives_freeze(&app, &server, || async {
         let terminated = admin
             .query_one(
@@ -170,7 +161,8 @@ async fn terminated_connections_cost_no_request() {
 #[tokio::test]
 async fn a_database_restart_costs_no_request() {
     let cluster = OwnPostgres::start();
-    let (admin, connection) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.expect("connect");
+    let (admin, connection) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect");
     let admin_task = tokio::spawn(connection);
     admin.batch_execute("CREATE DATABASE gamestore").await.expect("create database");
     drop(admin);
@@ -199,8 +191,7 @@ async fn a_statement_timeout_is_503_and_commits_nothing() {
     let separator = if app.database_url.contains('?') { '&' } else { '?' };
     let short = app.sibling_via(format!("{}{separator}options=-c%20statement_timeout%3D200ms", app.database_url)).await;
 
-    let (locker, connection) = tokio_postgres::connect(&app.database_url, NoTls).await.expect("connect");
-    tokio::spawn(connection);
+    let locker = connect(&app.database_url).await;
     locker.batch_execute("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE").await.expect("lock products");
 
     let list = short.get("/api/v1/products", None).await;

@@ -10,7 +10,7 @@ use common::store::orders;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 const BUYERS: usize = 48;
 /// 16 buckets of 12 units: every bucket runs dry after a few orders.

@@ -6,7 +6,7 @@ use common::domain::Role;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestResponse};
+use testkit::app::{TestApp, TestResponse};
 
 async fn order_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> TestResponse {
     let auth = format!("Bearer {token}");
@@ -118,7 +118,7 @@ async fn racing_retries_charge_once() {
 
 async fn register_with_key(app: &TestApp, key: &str, email: &str) -> TestResponse {
     let headers = [("content-type", "application/json"), ("idempotency-key", key)];
-    let body = json!({"email": email, "password": crate::helpers::PASSWORD});
+    let body = json!({"email": email, "password": testkit::app::PASSWORD});
     app.send(Method::POST, "/api/v1/auth/register", &headers, body.to_string().into_bytes()).await
 }
 
@@ -140,7 +140,7 @@ async fn a_retried_registration_replays_the_first() {
     assert_eq!(other_email.status, StatusCode::CONFLICT);
     assert_eq!(other_email.code(), "idempotency_key_reused");
     // Without a key, registering the same email again is the usual conflict.
-    assert_eq!(app.register("nia@example.com", crate::helpers::PASSWORD).await.code(), "email_taken");
+    assert_eq!(app.register("nia@example.com", testkit::app::PASSWORD).await.code(), "email_taken");
     assert_eq!(app.count("users").await, 1);
 }
 

@@ -6,8 +6,8 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
 use common::domain::Role;
+use testkit::app::TestApp;
 
 #[tokio::test]
 async fn integral_numbers_are_integers_fractions_are_refused_and_null_means_absent() {

@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -70,7 +70,7 @@ async fn register_and_login_through_their_lambdas() {
 #[tokio::test]
 async fn login_throttling_keys_on_the_gateway_source_ip() {
     let app = TestApp::spawn().await;
-    app.register("gwen@example.com", crate::helpers::PASSWORD).await;
+    app.register("gwen@example.com", testkit::app::PASSWORD).await;
     let login = |password: &str, source_ip: &str, forwarded_for: &str| {
         let credentials = json!({"email": "gwen@example.com", "password": password});
         let mut event = event("login", "$default", Some(&credentials), false, &[("x-forwarded-for", forwarded_for)]);
@@ -82,10 +82,10 @@ async fn login_throttling_keys_on_the_gateway_source_ip() {
         let guess = login("guess", "203.0.113.9", &format!("198.51.100.{i}"));
         assert_eq!(invoke(login::routes, &app, &guess).await.0, StatusCode::UNAUTHORIZED);
     }
-    let blocked = login(crate::helpers::PASSWORD, "203.0.113.9", "198.51.100.77");
+    let blocked = login(testkit::app::PASSWORD, "203.0.113.9", "198.51.100.77");
     assert_eq!(invoke(login::routes, &app, &blocked).await.0, StatusCode::TOO_MANY_REQUESTS);
 
-    let owner = login(crate::helpers::PASSWORD, "198.51.100.7", "203.0.113.9");
+    let owner = login(testkit::app::PASSWORD, "198.51.100.7", "203.0.113.9");
     assert_eq!(invoke(login::routes, &app, &owner).await.0, StatusCode::OK);
 }
 

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::helpers::{JWT_SECRET, TestApp};
+use testkit::app::{JWT_SECRET, TestApp};
 
 const EMAIL: &str = "Logged.Person@Example.com";
 const PASSWORD: &str = "pw-that-must-not-be-logged";
@@ -33,7 +33,7 @@ struct Server {
 
 impl Server {
     fn start(app: &TestApp) -> Self {
-        let redis = std::env::var("TEST_REDIS_URL").expect("TEST_REDIS_URL is not set: run `make test`");
+        let redis = testkit::services::redis_url();
         // Redis accepts any password for its password-less `default` user.
         let queue_url = redis.replacen("redis://", &format!("redis://default:{QUEUE_PASSWORD}@"), 1);
         let mut child = Command::new(env!("CARGO_BIN_EXE_gamestore"))

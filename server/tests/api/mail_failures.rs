@@ -12,15 +12,18 @@ use common::mail::{Mail, MailError, Mailer};
 use common::message::OutboxMessage;
 use common::outbox::{self, SweepConfig};
 use common::queue::redis::RedisQueue;
-use common::queue::{self, Publisher, QueueError};
+use common::queue::{Publisher, QueueError};
 use email_worker::{Worker, WorkerOptions};
 use serde_json::json;
 
-use crate::email::{
-    MailLog, address, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue, redis_url,
-    register_ok, run_worker, sqs_fixture, stream_len,
-};
-use crate::helpers::TestApp;
+use testkit::eventually;
+use testkit::services::{localstack_url, redis_url};
+
+use crate::email::redis_streams::{app_publishing_to, pending, redis, redis_queue, stream_len};
+use crate::email::sqs_ses::ses_mails_to;
+use crate::email::{MailLog, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
+use testkit::app::TestApp;
+use testkit::unique_email;
 
 /// What [`ScriptedMailer`] answers for one recipient.
 #[derive(Clone, Copy)]
@@ -103,7 +106,7 @@ fn sweep_now() -> SweepConfig {
 #[tokio::test]
 async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure() {
     let app = TestApp::spawn().await;
-    let (ann, bob, carol) = (address("ann"), address("bob"), address("carol"));
+    let (ann, bob, carol) = (unique_email("ann"), unique_email("bob"), unique_email("carol"));
     for to in [&ann, &bob, &carol] {
         register_ok(&app, to).await;
     }
@@ -151,9 +154,9 @@ async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure(
 async fn a_rejected_mail_is_acknowledged_on_redis_not_dead_lettered() {
     // A message left unacknowledged would be claimed again after half a second.
     let queue = common::queue::QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
-    let ann = address("ann");
+    let ann = unique_email("ann");
     let mailer = ScriptedMailer::new(&[(&ann, Outcome::Rejected)], &mails);
     let consumer = RedisQueue::consumer(&queue).await.unwrap();
     let worker = Worker::new(app.pool().clone(), mailer.clone(), fast_worker());
@@ -184,9 +187,9 @@ async fn an_unverified_sender_at_localstack_ses_is_retried_then_sent_once_verifi
     // the sender, and the mail must be retried rather than recorded as rejected.
     let sdk = common::aws::localstack_config(&localstack_url()).await;
     let ses = aws_sdk_ses::Client::new(&sdk);
-    let sender = format!("{}@{}.example", crate::email::unique("sender"), crate::email::unique("unverified"));
+    let sender = format!("{}@{}.example", testkit::unique("sender"), testkit::unique("unverified"));
     let app = TestApp::spawn().await;
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     let mut event = sqs_fixture();
     let body = json!({"id": outbox_id(&app, &ann).await, "kind": "welcome_email", "payload": {"to": ann}});
@@ -200,11 +203,11 @@ async fn an_unverified_sender_at_localstack_ses_is_retried_then_sent_once_verifi
     assert_eq!(response.batch_item_failures.len(), 1, "an unverified sender is retried");
     assert_eq!(delivery(&app, &ann).await, None);
     assert!(!is_settled(&app, &ann).await);
-    assert!(crate::email::ses_mails_to(&ann).await.is_empty());
+    assert!(ses_mails_to(&ann).await.is_empty());
 
     ses.verify_email_identity().email_address(&sender).send().await.expect("verify sender");
     let response = worker.handle_sqs(event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(delivery(&app, &ann).await.map(|d| d.0).as_deref(), Some("sent"));
-    assert_eq!(crate::email::ses_mails_to(&ann).await.len(), 1);
+    assert_eq!(ses_mails_to(&ann).await.len(), 1);
 }

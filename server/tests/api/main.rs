@@ -11,7 +11,6 @@ mod commit_unknown;
 mod connections;
 mod deadlocks;
 mod email;
-mod helpers;
 mod idempotency;
 mod json_numbers;
 mod lambda_events;
@@ -21,8 +20,6 @@ mod migrate;
 mod order_history;
 mod orders;
 mod outbox_recovery;
-#[path = "../../../common/tests/support/own_postgres.rs"]
-mod own_postgres;
 mod process;
 mod products;
 mod registration_limits;

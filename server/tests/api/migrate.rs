@@ -6,7 +6,7 @@ use common::config::AdminCredentials;
 use common::setup::{SetupError, migrate_and_ensure_admin};
 use http::StatusCode;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 fn creds(email: &str, password: &str) -> Option<AdminCredentials> {
     Some(AdminCredentials { email: email.to_owned(), password: password.to_owned() })

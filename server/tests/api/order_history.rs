@@ -4,7 +4,7 @@ use common::domain::Role;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 #[tokio::test]
 async fn users_see_their_own_orders_newest_first() {

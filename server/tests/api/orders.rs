@@ -5,7 +5,7 @@ use common::domain::Role;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 #[tokio::test]
 async fn an_order_takes_stock_and_records_the_price() {

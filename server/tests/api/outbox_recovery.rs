@@ -9,19 +9,21 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::outbox::{self, SweepConfig};
-use common::queue::sqs::SqsQueue;
-use common::queue::{self, Consumer, Publisher, QueueConfig};
+use common::queue::{self, Consumer, Publisher};
 use email_worker::{Worker, WorkerOptions};
 use gamestore::Pipeline;
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::email::{
-    MailLog, address, delivery_rows, eventually, fast_sweep, fast_worker, localstack_url, pending, redis, redis_queue,
-    redis_url, register_ok, sqs_fixture, sqs_queues, stream_len,
-};
-use crate::helpers::TestApp;
+use testkit::eventually;
+use testkit::services::redis_url;
+
+use crate::email::redis_streams::{app_publishing_to, pending, redis, redis_queue, stream_len};
+use crate::email::sqs_ses::LocalStack;
+use crate::email::{MailLog, delivery_rows, fast_sweep, fast_worker, register_ok, sqs_fixture, start_pipeline};
 use crate::mail_failures::RecordingPublisher;
+use testkit::app::TestApp;
+use testkit::unique_email;
 
 /// A Redis server of this test's own (no persistence), so the test can stop and restart it
 /// without touching the shared one. Stopped when dropped.
@@ -96,11 +98,11 @@ async fn settled(app: &TestApp) -> i64 {
 async fn redis_restarted_empty_while_mails_are_queued_sends_each_once() {
     let mut server = OwnRedis::start();
     let queue = redis_queue(&server.url());
-    let app = TestApp::spawn_with_publisher(Some(queue::publisher(&queue).await.unwrap())).await;
+    let app = app_publishing_to(&queue).await;
     // The worker's consumer group exists on the first server only.
     let consumer = queue::consumer(&queue).await.unwrap();
 
-    let (ann, bob, carol) = (address("ann"), address("bob"), address("carol"));
+    let (ann, bob, carol) = (unique_email("ann"), unique_email("bob"), unique_email("carol"));
     register_ok(&app, &ann).await;
     register_ok(&app, &bob).await;
     assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await, 2);
@@ -135,7 +137,7 @@ async fn a_message_deleted_from_the_stream_is_republished_and_each_mail_sent_onc
     let consumer = queue::consumer(&queue).await.unwrap();
     let mut conn = redis(&queue.url).await;
 
-    let (ann, bob) = (address("ann"), address("bob"));
+    let (ann, bob) = (unique_email("ann"), unique_email("bob"));
     register_ok(&app, &ann).await;
     register_ok(&app, &bob).await;
     let ann_id: i64 = app.query_one("SELECT id FROM outbox WHERE payload->>'to' = $1", &[&ann]).await;
@@ -156,7 +158,7 @@ async fn a_message_deleted_from_the_stream_is_republished_and_each_mail_sent_onc
     assert_eq!(stream_len(&mut conn, &queue.stream).await, 3);
 
     let mails = MailLog::new();
-    let pipeline = Pipeline::start(&app.state, consumer, mails.mailer(), fast_worker(), fast_sweep());
+    let pipeline = start_pipeline(&app, consumer, mails.mailer());
     eventually(Duration::from_secs(30), "both mails settled and all three entries acknowledged", || async {
         let mut conn = redis(&queue.url).await;
         settled(&app).await == 2
@@ -174,15 +176,12 @@ async fn a_message_deleted_from_the_stream_is_republished_and_each_mail_sent_onc
 
 #[tokio::test]
 async fn a_message_deleted_from_the_sqs_queue_is_republished_and_sent_once() {
-    let sdk = common::aws::localstack_config(&localstack_url()).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let (queue_url, _dlq) = sqs_queues(&sqs, 5, 5).await;
-    let config = QueueConfig { wait: Duration::from_secs(1), ..QueueConfig::new(&queue_url) };
-    let publisher: Arc<dyn Publisher> = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
+    let localstack = LocalStack::queues(5, 5).await;
+    let publisher: Arc<dyn Publisher> = Arc::new(localstack.queue());
     let app = TestApp::spawn_with_publisher(Some(publisher.clone())).await;
-    let consumer = Arc::new(SqsQueue::with_client(sqs.clone(), &config));
+    let consumer = Arc::new(localstack.queue());
 
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await, 1);
     // The message is lost: taken off the queue without its mail being sent.
@@ -199,7 +198,7 @@ async fn a_message_deleted_from_the_sqs_queue_is_republished_and_sent_once() {
     assert_eq!((report.republished, report.failed), (1, 0));
 
     let mails = MailLog::new();
-    let pipeline = Pipeline::start(&app.state, consumer, mails.mailer(), fast_worker(), fast_sweep());
+    let pipeline = start_pipeline(&app, consumer, mails.mailer());
     eventually(Duration::from_secs(30), "the mail settled", || async { settled(&app).await == 1 }).await;
     pipeline.stop().await;
 
@@ -213,7 +212,7 @@ async fn a_mail_sent_by_the_previous_release_is_republished_once_then_settled_wi
     // The previous release records the delivery but does not settle the outbox row: the
     // sweeper republishes it once, and the worker, finding the mail sent, settles it.
     let app = TestApp::spawn().await;
-    let ann = address("ann");
+    let ann = unique_email("ann");
     register_ok(&app, &ann).await;
     let id: i64 = app.query_one("SELECT id FROM outbox", &[]).await;
     let mut event = sqs_fixture();

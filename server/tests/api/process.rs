@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 fn serve_with_secret(secret: Option<&str>) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gamestore"));
@@ -75,7 +75,7 @@ async fn database_down_is_503() {
     let config = common::config::Config {
         database_url: "postgres://nobody@127.0.0.1:1/unreachable".into(),
         db_pool_size: 2,
-        jwt_secret: crate::helpers::JWT_SECRET.to_vec(),
+        jwt_secret: testkit::app::JWT_SECRET.to_vec(),
         jwt_ttl: Duration::from_secs(60),
         limits: common::config::Limits::default(),
     };

@@ -2,7 +2,7 @@ use common::domain::Role;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 #[tokio::test]
 async fn admin_creates_a_product_anyone_can_read() {

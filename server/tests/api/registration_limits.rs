@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse};
+use testkit::app::{PASSWORD, TestApp, TestResponse};
 
 fn retry_after(response: &TestResponse) -> u64 {
     response.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)

@@ -8,9 +8,11 @@ use common::domain::Role;
 use common::outbox::{self, SweepConfig};
 use common::retention::{PurgeReport, RetentionConfig};
 
-use crate::email::{fast_sweep, unique};
-use crate::helpers::TestApp;
+use testkit::unique;
+
+use crate::email::fast_sweep;
 use crate::mail_failures::RecordingPublisher;
+use testkit::app::TestApp;
 
 /// An outbox row created `age` days ago, published or not, settled `settled` days ago (with
 /// its delivery record: sent, or rejected) or not settled at all.

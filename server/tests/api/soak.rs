@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{PASSWORD, TestApp};
+use testkit::app::{PASSWORD, TestApp};
 
 /// One kind of request, what it sends and the answers it may get. Throttling (429) is part
 /// of the mix; 503 (pool wait over 5 s on a loaded machine) is an answer too, counted apart.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use deadpool_postgres::{GenericClient, Pool};
 
-use crate::helpers::TestApp;
+use testkit::app::TestApp;
 
 /// Signature (`name(argument types)`) to `pg_get_functiondef`, for the functions of `schema`.
 type Definitions = BTreeMap<String, String>;

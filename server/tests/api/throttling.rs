@@ -12,7 +12,7 @@ use common::queue::{Publisher, QueueError};
 use http::StatusCode;
 
 use crate::email::fast_sweep;
-use crate::helpers::{PASSWORD, TestApp, TestResponse};
+use testkit::app::{PASSWORD, TestApp, TestResponse};
 
 fn retry_after(response: &TestResponse) -> u64 {
     response.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)

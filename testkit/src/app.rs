@@ -1,5 +1,5 @@
-//! A test app per test: a fresh database copied from a migrated template, the real router
-//! served on a loopback port, and an HTTP client that speaks to it.
+//! A test app per test: a fresh database copied from the migrated template, the local
+//! server's router served on a loopback port, and an HTTP client that speaks to it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio_postgres::NoTls;
+
+use crate::postgres::{connect, fresh_database};
 
 pub const JWT_SECRET: &[u8] = b"test-secret-with-at-least-32-bytes-of-entropy";
 /// A password that satisfies the registration rules.
@@ -47,56 +48,6 @@ impl TestResponse {
     pub fn field(&self) -> &str {
         self.body["field"].as_str().unwrap_or_default()
     }
-}
-
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!("TEST_DATABASE_URL is not set: run `make test`, or point it at a Postgres role with CREATEDB")
-    })
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect to test Postgres");
-    tokio::spawn(connection);
-    client
-}
-
-/// Creates a fresh database for one test from a template migrated once per migration set.
-/// Test processes run in parallel (nextest), so the template is built under an advisory lock.
-async fn fresh_database() -> String {
-    let admin_url = admin_url();
-    let admin = connect(&admin_url).await;
-    let template = format!("gamestore_template_{:016x}", common::db::migrations_fingerprint());
-    admin.execute("SELECT pg_advisory_lock(727272)", &[]).await.expect("advisory lock");
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
-        .await
-        .expect("look up template")
-        .is_some();
-    if !exists {
-        admin.batch_execute(&format!("CREATE DATABASE \"{template}_building\"")).await.expect("create template");
-        let pool = common::db::pool(&with_database(&admin_url, &format!("{template}_building")), 1).expect("pool");
-        common::db::migrate(&pool).await.expect("migrate template");
-        pool.close();
-        drop(pool);
-        admin
-            .batch_execute(&format!("ALTER DATABASE \"{template}_building\" RENAME TO \"{template}\""))
-            .await
-            .expect("publish template");
-    }
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await.expect("create db");
-    admin.execute("SELECT pg_advisory_unlock(727272)", &[]).await.expect("advisory unlock");
-    with_database(&admin_url, &name)
 }
 
 impl TestApp {
@@ -216,7 +167,7 @@ impl TestApp {
 
     /// Inserts a user directly (no hashing cost) and returns a token for it.
     pub async fn user_token(&self, role: Role) -> String {
-        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let email = crate::unique_email("user");
         let id: i64 = self
             .query_one(
                 "INSERT INTO users (email, password_hash, role) VALUES ($1, 'unusable', $2) RETURNING id",
