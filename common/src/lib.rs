@@ -7,7 +7,6 @@ pub mod aws;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod env;
 pub mod error;
 pub mod http;
 pub mod lambda;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use common::config::{self, Config};
+use common::config::{self, Config, ProcessEnv};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
 use common::mail::{self, MailConfig};
 use common::outbox::SweepConfig;
@@ -79,10 +79,10 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         _ => {}
     }
-    let pool = db::pool(&config::database_url().await?, 1)?;
+    let pool = db::pool(&config::database_url(&ProcessEnv).await?, 1)?;
     match command {
         Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
-            let admin = config::admin_credentials(&config::ProcessEnv).await?;
+            let admin = config::admin_credentials(&ProcessEnv).await?;
             let report = db::migrate_and_ensure_admin(&pool, admin).await?;
             tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
         }
@@ -103,16 +103,16 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
     let mut state = AppState::new(&Config::from_env().await?)?;
     // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
     db::migrate(&state.db).await?;
-    let pipeline = match QueueConfig::from_env()? {
+    let pipeline = match QueueConfig::from_env(&ProcessEnv)? {
         Some(queue) => {
             state = state.with_publisher(queue::publisher(&queue).await?);
-            let mail = MailConfig::from_env()?;
+            let mail = MailConfig::from_env(&ProcessEnv)?;
             let pipeline = Pipeline::start(
                 &state,
                 queue::consumer(&queue).await?,
                 mail::mailer(&mail).await?,
-                WorkerOptions::from_env()?,
-                SweepConfig::from_env()?,
+                WorkerOptions::from_env(&ProcessEnv)?,
+                SweepConfig::from_env(&ProcessEnv)?,
             );
             tracing::info!(queue = %queue.url_for_logs(), mailer = ?mail.backend, "email worker and outbox sweeper running");
             Some(pipeline)
@@ -135,15 +135,21 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
 
 /// The polling email worker alone: needs DATABASE_URL and QUEUE_URL, not the JWT secret.
 async fn worker(pause_before_send_ms: u64, pause_before_ack_ms: u64) -> Result<(), Error> {
-    let queue = QueueConfig::from_env()?.ok_or(config::ConfigError::Missing("QUEUE_URL"))?;
+    let queue = QueueConfig::required(&ProcessEnv)?;
     let options = WorkerOptions {
         pause_before_send: Duration::from_millis(pause_before_send_ms),
         pause_before_ack: Duration::from_millis(pause_before_ack_ms),
-        ..WorkerOptions::from_env()?
+        ..WorkerOptions::from_env(&ProcessEnv)?
     };
-    let pool = db::pool(&config::database_url().await?, options.batch + 1)?;
-    gamestore::run_worker(pool.clone(), &queue, &MailConfig::from_env()?, options, gamestore::shutdown_signal())
-        .await?;
+    let pool = db::pool(&config::database_url(&ProcessEnv).await?, options.batch + 1)?;
+    gamestore::run_worker(
+        pool.clone(),
+        &queue,
+        &MailConfig::from_env(&ProcessEnv)?,
+        options,
+        gamestore::shutdown_signal(),
+    )
+    .await?;
     pool.close();
     Ok(())
 }

@@ -5,8 +5,9 @@
 //! as callable only in the INVOKE phase.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use common::config::{self, ProcessEnv};
 use common::mail::{self, MailConfig};
-use common::{config, db, telemetry};
+use common::{db, telemetry};
 use email_worker::{Worker, WorkerOptions};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tokio::sync::OnceCell;
@@ -14,14 +15,14 @@ use tokio::sync::OnceCell;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_lambda();
-    let options = WorkerOptions::from_env()?;
-    let mail = MailConfig::from_env()?;
+    let options = WorkerOptions::from_env(&ProcessEnv)?;
+    let mail = MailConfig::from_env(&ProcessEnv)?;
     let worker: OnceCell<Worker> = OnceCell::new();
     let (worker, options, mail) = (&worker, &options, &mail);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let worker = worker
             .get_or_try_init(|| async {
-                let pool = db::pool(&config::database_url().await?, 1)?;
+                let pool = db::pool(&config::database_url(&ProcessEnv).await?, 1)?;
                 Ok::<_, Error>(Worker::new(pool, mail::mailer(mail).await?, options.clone()))
             })
             .await?;

@@ -52,7 +52,7 @@ pub async fn handler(event: LambdaEvent<Value>) -> Result<Outcome, Error> {
 
 async fn setup() -> Result<SetupReport, Error> {
     let result = async {
-        let pool = db::pool(&config::database_url().await?, 1)?;
+        let pool = db::pool(&config::database_url(&ProcessEnv).await?, 1)?;
         let result = run(&pool).await;
         pool.close();
         result
