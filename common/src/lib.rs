@@ -13,6 +13,7 @@ pub mod lambda;
 pub mod mail;
 pub mod outbox;
 pub mod queue;
+pub mod resources;
 pub mod retention;
 pub mod state;
 pub mod store;

@@ -1,12 +1,10 @@
-//! What the HTTP functions' shared state is built from ([`Config`]): the database, the
-//! JWT key, the pool size and the throttling limits.
+//! Everything the HTTP functions' shared state is made of, in one value ([`Config`]): the
+//! database, the JWT key, the pool size and the throttling limits. The Lambda bootstrap
+//! reads only the parts a function needs (`crate::resources`); tests and tools take all.
 
 use std::time::Duration;
 
-use super::jwt::{JwtSource, jwt_source};
-use super::{
-    ConfigError, DatabaseSource, Env, Limits, ProcessEnv, SecretsExtension, in_lambda, jwt_secret_bytes, parsed,
-};
+use super::{ConfigError, DatabaseSettings, Env, JwtSettings, Limits, ProcessEnv, SecretsExtension};
 
 /// The settings every HTTP function's state is built from.
 pub struct Config {
@@ -18,31 +16,22 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `DATABASE_URL` (or its parts, see [`DatabaseSource`]), `JWT_SECRET` (or
-    /// `JWT_SECRET_ARN`), `JWT_TTL_SECONDS` (default 3600), `DB_POOL_SIZE` (default 1
-    /// inside Lambda, where an environment serves one request at a time, else 16) and the
-    /// [`Limits`].
+    /// Reads the [`DatabaseSettings`], the [`JwtSettings`] and the [`Limits`].
     pub async fn from_env() -> Result<Self, ConfigError> {
         Self::load(&ProcessEnv).await
     }
 
     pub async fn load(env: &impl Env) -> Result<Self, ConfigError> {
-        let in_lambda = in_lambda(env);
         // Validate every plain variable before any network call, so a typo fails fast.
-        let db_pool_size = parsed(env, "DB_POOL_SIZE", if in_lambda { 1 } else { 16 })?;
-        let jwt_ttl = Duration::from_secs(parsed(env, "JWT_TTL_SECONDS", 3600)?);
+        let database = DatabaseSettings::from_env(env)?;
+        let jwt = JwtSettings::from_env(env)?;
         let limits = Limits::from_env(env)?;
-        let jwt_source = jwt_source(env)?;
-        let db_source = DatabaseSource::from_env(env)?;
         let secrets = SecretsExtension::from_env(env)?;
-        let jwt_secret = match jwt_source {
-            JwtSource::Direct(secret) => secret,
-            JwtSource::Secret(arn) => secrets.get(&arn).await?,
-        };
+        let jwt_ttl = jwt.ttl;
         Ok(Self {
-            database_url: db_source.resolve(&secrets).await?,
-            db_pool_size,
-            jwt_secret: jwt_secret_bytes(jwt_secret)?,
+            jwt_secret: jwt.key(&secrets).await?,
+            database_url: database.source.resolve(&secrets).await?,
+            db_pool_size: database.pool_size,
             jwt_ttl,
             limits,
         })
@@ -53,19 +42,18 @@ impl Config {
     /// extension, whose endpoint is only served once the INVOKE phase has started (such a
     /// config is loaded on the first request).
     pub fn needs_extension(env: &impl Env) -> Result<bool, ConfigError> {
-        parsed::<usize>(env, "DB_POOL_SIZE", 1)?;
-        parsed::<u64>(env, "JWT_TTL_SECONDS", 3600)?;
         Limits::from_env(env)?;
         SecretsExtension::from_env(env)?;
-        let jwt = jwt_source(env)?;
-        let db = DatabaseSource::from_env(env)?;
-        Ok(matches!(jwt, JwtSource::Secret(_)) || matches!(db, DatabaseSource::Parts { .. }))
+        let jwt = JwtSettings::from_env(env)?;
+        let database = DatabaseSettings::from_env(env)?;
+        Ok(jwt.needs_extension() || database.source.needs_extension())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DatabaseSource;
     use crate::config::test_env::{SECRET, env, fake_extension};
 
     #[tokio::test]

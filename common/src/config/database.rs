@@ -4,7 +4,24 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, Env, SecretsExtension, parsed, verbatim};
+use super::{ConfigError, Env, SecretsExtension, in_lambda, parsed, verbatim};
+
+/// Where the pool connects and how many connections it may hold, read without any
+/// network call.
+#[derive(Debug)]
+pub struct DatabaseSettings {
+    pub source: DatabaseSource,
+    /// `DB_POOL_SIZE`: default 1 inside Lambda, where an environment serves one request at
+    /// a time, else 16.
+    pub pool_size: usize,
+}
+
+impl DatabaseSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let pool_size = parsed(env, "DB_POOL_SIZE", if in_lambda(env) { 1 } else { 16 })?;
+        Ok(Self { source: DatabaseSource::from_env(env)?, pool_size })
+    }
+}
 
 /// The database URL alone, for what only touches the database (`gamestore migrate`, the
 /// migrate function, the email worker, the sweeper): `DATABASE_URL`, or built from its
@@ -53,6 +70,12 @@ impl DatabaseSource {
         })
     }
 
+    /// Whether the credentials come through the Secrets extension (served only in INVOKE).
+    pub fn needs_extension(&self) -> bool {
+        matches!(self, Self::Parts { .. })
+    }
+
+    /// The connection string, with the credentials fetched when they live in a secret.
     pub async fn resolve(self, secrets: &SecretsExtension) -> Result<String, ConfigError> {
         match self {
             Self::Url(url) => Ok(url),

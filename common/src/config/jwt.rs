@@ -1,26 +1,50 @@
 //! The key tokens are signed with: `JWT_SECRET`, or `JWT_SECRET_ARN` (the whole
 //! `SecretString`, read through the extension), at least 32 bytes either way.
 
-use super::{ConfigError, Env, verbatim};
+use std::time::Duration;
+
+use super::{ConfigError, Env, SecretsExtension, parsed, verbatim};
 
 /// Smallest accepted HMAC secret: HS256 keys shorter than the hash output weaken it.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
-/// Where the key comes from, known before any network call.
-pub(super) enum JwtSource {
+/// Where the key comes from and how long a token lives (`JWT_TTL_SECONDS`, default 3600),
+/// read without any network call.
+pub struct JwtSettings {
+    source: JwtSource,
+    pub ttl: Duration,
+}
+
+enum JwtSource {
     Direct(String),
     Secret(String),
 }
 
-pub(super) fn jwt_source(env: &impl Env) -> Result<JwtSource, ConfigError> {
-    if let Some(secret) = verbatim(env, "JWT_SECRET") {
-        // Checked here too so that a weak secret fails before any network call.
-        jwt_secret_bytes(secret.clone())?;
-        return Ok(JwtSource::Direct(secret));
+impl JwtSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let ttl = Duration::from_secs(parsed(env, "JWT_TTL_SECONDS", 3600)?);
+        if let Some(secret) = verbatim(env, "JWT_SECRET") {
+            // Checked here too so that a weak secret fails before any network call.
+            jwt_secret_bytes(secret.clone())?;
+            return Ok(Self { source: JwtSource::Direct(secret), ttl });
+        }
+        match verbatim(env, "JWT_SECRET_ARN") {
+            Some(arn) => Ok(Self { source: JwtSource::Secret(arn), ttl }),
+            None => Err(ConfigError::Missing("JWT_SECRET (or JWT_SECRET_ARN)")),
+        }
     }
-    match verbatim(env, "JWT_SECRET_ARN") {
-        Some(arn) => Ok(JwtSource::Secret(arn)),
-        None => Err(ConfigError::Missing("JWT_SECRET (or JWT_SECRET_ARN)")),
+
+    /// Whether the key comes through the Secrets extension (served only in INVOKE).
+    pub fn needs_extension(&self) -> bool {
+        matches!(self.source, JwtSource::Secret(_))
+    }
+
+    /// The signing key, fetched when it lives in a secret.
+    pub async fn key(self, secrets: &SecretsExtension) -> Result<Vec<u8>, ConfigError> {
+        match self.source {
+            JwtSource::Direct(secret) => jwt_secret_bytes(secret),
+            JwtSource::Secret(arn) => jwt_secret_bytes(secrets.get(&arn).await?),
+        }
     }
 }
 

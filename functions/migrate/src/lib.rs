@@ -15,6 +15,7 @@ mod hook;
 
 use common::config::{self, ProcessEnv};
 use common::db::{self, SetupReport};
+use common::resources::{Needs, Resources};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
@@ -52,9 +53,9 @@ pub async fn handler(event: LambdaEvent<Value>) -> Result<Outcome, Error> {
 
 async fn setup() -> Result<SetupReport, Error> {
     let result = async {
-        let pool = db::pool(&config::database_url(&ProcessEnv).await?, 1)?;
-        let result = run(&pool).await;
-        pool.close();
+        let resources = Resources::build(Needs::DATABASE, &ProcessEnv).await?;
+        let result = run(resources.pool()?).await;
+        resources.close();
         result
     }
     .await;
