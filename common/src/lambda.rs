@@ -34,7 +34,7 @@ use tower::util::MapRequest;
 
 use crate::config::ProcessEnv;
 use crate::error::AppError;
-use crate::http::{PathPrefix, finish};
+use crate::http::{PathPrefix, Routes, finish};
 pub use crate::resources::{Needs, QueueNeed, Resources};
 use crate::state::FromResources;
 use crate::telemetry;
@@ -67,16 +67,22 @@ impl<T> Lazy<T> {
     }
 }
 
-/// Runs an HTTP function: `routes` over the state made from what it `needs`.
-pub async fn run_http<S: FromResources + 'static>(needs: Needs, routes: fn(S) -> Router) -> Result<(), Error> {
+/// Runs an HTTP function: its `routes` over the state made from what it `needs`.
+pub async fn run_http<S>(needs: Needs, routes: fn() -> Routes<S>) -> Result<(), Error>
+where
+    S: FromResources + Clone + Send + Sync + 'static,
+{
     let app = Lazy::new(move || {
         Box::pin(async move {
             let resources = Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable)?;
             let state = S::from_resources(&resources)?;
-            Ok((service(routes(state)), resources))
+            Ok((service(routes().with_state(state)), resources))
         })
     });
     start(needs, &app, |(_, resources)| resources).await?;
+    for (method, path) in routes().table() {
+        tracing::debug!(%method, path, "serving");
+    }
     lambda_http::run(lambda_http::service_fn(move |request: Request| {
         let app = app.clone();
         async move { Ok::<_, Error>(answer(&app, request).await) }

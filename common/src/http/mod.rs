@@ -6,6 +6,7 @@ mod body;
 mod headers;
 mod json;
 mod page;
+mod routes;
 
 use std::any::Any;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use tracing::Instrument;
 pub use headers::{ClientIp, Idempotency, created};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
+pub use routes::Routes;
 
 use crate::config;
 use crate::error::AppError;

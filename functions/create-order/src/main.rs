@@ -2,5 +2,5 @@ use common::lambda::{Error, Needs, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), create_order::routes).await
+    run_http(Needs::DATABASE.jwt(), create_order::api).await
 }

@@ -2,5 +2,5 @@ use common::lambda::{Error, Needs, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), get_product::routes).await
+    run_http(Needs::DATABASE.jwt(), get_product::api).await
 }

@@ -2,5 +2,5 @@ use common::lambda::{Error, Needs, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), list_products::routes).await
+    run_http(Needs::DATABASE.jwt(), list_products::api).await
 }
