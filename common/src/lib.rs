@@ -1,5 +1,8 @@
-//! Shared library of the game-store functions. Each HTTP function crate exposes a router
-//! built from these pieces; its `main` hands the router to [`lambda::run_http`].
+//! Shared library of the game-store functions. Layers, top down: [`lambda`] starts every
+//! function whatever its trigger, building the [`resources`] it needs from [`config`];
+//! handlers use [`http`], [`auth`] and [`domain`] at the edge and [`store`] for SQL. Each
+//! HTTP function crate exports its routes as [`http::Routes`]; its `main` names what it
+//! needs and hands them to [`lambda::run_http`].
 
 pub mod auth;
 #[cfg(feature = "aws")]

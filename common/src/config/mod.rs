@@ -2,20 +2,21 @@
 //! environment in production, a map in tests), through one set of parse helpers. A
 //! missing or malformed value is an error naming the variable to fix.
 //!
-//! Layering: this module reads and validates; it builds nothing (no pool, no client). The
+//! Layering: this module reads and validates; it builds nothing (no pool, no client: that
+//! is `crate::resources`, from what a function needs). The
 //! Lambda bootstrap (`crate::lambda`) and the local server decide *when* each piece is
 //! read: plain settings at start-up, secret-backed ones on the first invocation, because
-//! the Secrets extension ([`secrets`]) serves only in the INVOKE phase.
+//! the Secrets extension (`secrets`) serves only in the INVOKE phase.
 //!
-//! - [`secrets`]: the Parameters and Secrets extension client;
-//! - [`database`]: how to reach Postgres (a URL, or RDS Proxy's endpoint plus a secret);
-//! - [`jwt`]: the token signing key and lifetime;
-//! - [`app`]: what the HTTP functions' state needs ([`Config`]);
-//! - [`limits`]: login and registration throttling;
-//! - [`admin`]: the first admin, for `migrate`;
-//! - [`queue`], [`mail`], [`outbox`]: the welcome-email pipeline (the email worker's own
+//! - `secrets`: the Parameters and Secrets extension client;
+//! - `database`: how to reach Postgres (a URL, or RDS Proxy's endpoint plus a secret);
+//! - `jwt`: the token signing key and lifetime;
+//! - `app`: what the HTTP functions' state needs ([`Config`]);
+//! - `limits`: login and registration throttling;
+//! - `admin`: the first admin, for `migrate`;
+//! - `queue`, `mail`, `outbox`: the welcome-email pipeline (the email worker's own
 //!   options read through [`parsed`] in its crate);
-//! - [`cors`], [`telemetry`]: the HTTP layer's CORS origins and the log format.
+//! - `cors`, `telemetry`: the HTTP layer's CORS origins and the log format.
 
 mod admin;
 mod app;
