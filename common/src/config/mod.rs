@@ -3,10 +3,10 @@
 //! missing or malformed value is an error naming the variable to fix.
 //!
 //! Layering: this module reads and validates; it builds nothing (no pool, no client: that
-//! is `crate::resources`, from what a function needs). The
-//! Lambda bootstrap (`crate::lambda`) and the local server decide *when* each piece is
-//! read: plain settings at start-up, secret-backed ones on the first invocation, because
-//! the Secrets extension (`secrets`) serves only in the INVOKE phase.
+//! is `crate::resources`, from what a function needs). The Lambda bootstrap
+//! (`crate::lambda`) and the local server decide *when* each piece is read: plain settings
+//! at start-up, secret-backed ones on the first invocation, because the Secrets extension
+//! (`secrets`) serves only in the INVOKE phase.
 //!
 //! - `secrets`: the Parameters and Secrets extension client;
 //! - `database`: how to reach Postgres (a URL, or RDS Proxy's endpoint plus a secret);
