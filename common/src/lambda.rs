@@ -1,5 +1,21 @@
-//! The one way every HTTP function runs on Lambda: logs, config and pool built once per
-//! execution environment, the API Gateway stage removed from the path, graceful shutdown.
+//! The one way every function starts on Lambda, whatever its trigger: HTTP
+//! ([`run_http`]), or an event ([`run_events`]: SQS batches, the sweeper's schedule,
+//! `migrate`'s invocations).
+//!
+//! Layering: `crate::config` reads settings; `crate::resources` builds what a function
+//! [`Needs`] from them; this module decides when, once per execution environment:
+//!
+//! 1. logs are set up ([`telemetry::init_lambda`]);
+//! 2. the plain settings are checked ([`Needs::check`]): a typo stops the function at init;
+//! 3. the resources are built at init when they need no secret, else on the first
+//!    invocation: AWS documents the Parameters and Secrets extension as callable only in
+//!    the INVOKE phase, and its server starts in parallel with ours. A build that fails is
+//!    not kept: an HTTP request is answered 503 `service_unavailable` with `Retry-After`
+//!    (an invocation error would reach the caller as API Gateway's own non-JSON 500), an
+//!    event handler gets the error, and the next invocation tries again;
+//! 4. on shutdown the pool is closed, so its connections end before the process does.
+//!
+//! Each function's `main` names its trigger, its needs and its handler, nothing more.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,83 +24,124 @@ use axum::Router;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt, service_fn};
+use lambda_http::{Request, RequestExt};
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
 use tower::util::MapRequest;
 
-use crate::config::{Config, ProcessEnv};
+use crate::config::ProcessEnv;
 use crate::error::AppError;
-use crate::http::{PathPrefix, finish};
-use crate::state::AppState;
+use crate::http::{PathPrefix, Routes, finish};
+pub use crate::resources::{Needs, QueueNeed, Resources};
+use crate::state::FromResources;
 use crate::telemetry;
 
 pub type Error = lambda_http::Error;
 
-/// Runs `routes` as this Lambda's handler. Called from each function's `main`.
-///
-/// Configuration given directly in the environment is loaded here, at init. Secrets that
-/// come through the Parameters and Secrets extension are loaded on the first request
-/// instead: AWS documents the extension as callable only in the INVOKE phase, and its
-/// server starts in parallel with ours. Either way it happens once per environment; a
-/// first request that fails to load them is answered 503 and the next retries.
-pub async fn run_http(routes: fn(AppState) -> Router) -> Result<(), Error> {
-    run_http_with(routes, |state| Box::pin(async move { Ok(state) })).await
+type Build<T> = dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send>> + Send + Sync;
+
+/// A value built on first use, once per execution environment; a failed build is not
+/// kept, so the next use tries again.
+pub struct Lazy<T> {
+    cell: Arc<OnceCell<T>>,
+    build: Arc<Build<T>>,
 }
 
-/// Adds to the state what one function needs beyond the common state (register: the queue
-/// publisher); runs once per environment, right after the state is built.
-pub type Prepare = fn(AppState) -> Pin<Box<dyn Future<Output = Result<AppState, Error>> + Send>>;
-
-/// [`run_http`] with a [`Prepare`] step.
-pub async fn run_http_with(routes: fn(AppState) -> Router, prepare: Prepare) -> Result<(), Error> {
-    telemetry::init_lambda();
-    let app: Arc<OnceCell<(Service, AppState)>> = Arc::new(OnceCell::new());
-    let deferred = Config::needs_extension(&ProcessEnv)
-        .inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
-    if !deferred {
-        let loaded = build(routes, prepare).await?;
-        if app.set(loaded).is_err() {
-            return Err("the handler was initialised twice".into());
-        }
+impl<T> Clone for Lazy<T> {
+    fn clone(&self) -> Self {
+        Self { cell: self.cell.clone(), build: self.build.clone() }
     }
-    let on_shutdown = app.clone();
-    lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
-        if let Some((_, state)) = on_shutdown.get() {
-            state.db.close();
-        }
-        tracing::info!("shutting down");
-    })
-    .await;
-    lambda_http::run(service_fn(move |request: Request| {
+}
+
+impl<T> Lazy<T> {
+    fn new(build: impl Fn() -> Pin<Box<dyn Future<Output = Result<T, Error>> + Send>> + Send + Sync + 'static) -> Self {
+        Self { cell: Arc::new(OnceCell::new()), build: Arc::new(build) }
+    }
+
+    /// The value, built now when it is not yet.
+    pub async fn get(&self) -> Result<&T, Error> {
+        self.cell.get_or_try_init(|| (self.build)()).await
+    }
+}
+
+/// Runs an HTTP function: its `routes` over the state made from what it `needs`.
+pub async fn run_http<S>(needs: Needs, routes: fn() -> Routes<S>) -> Result<(), Error>
+where
+    S: FromResources + Clone + Send + Sync + 'static,
+{
+    let app = Lazy::new(move || {
+        Box::pin(async move {
+            let resources = Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable)?;
+            let state = S::from_resources(&resources)?;
+            Ok((service(routes().with_state(state)), resources))
+        })
+    });
+    start(needs, &app, |(_, resources)| resources).await?;
+    for (method, path) in routes().table() {
+        tracing::debug!(%method, path, "serving");
+    }
+    lambda_http::run(lambda_http::service_fn(move |request: Request| {
         let app = app.clone();
-        async move { Ok::<_, Error>(answer(&app, routes, prepare, request).await) }
+        async move { Ok::<_, Error>(answer(&app, request).await) }
     }))
     .await
 }
 
-/// One invocation's response. When the configuration cannot be loaded yet, the caller gets
-/// 503 `service_unavailable` with `Retry-After` and the next invocation tries again; an
-/// invocation error instead would reach the caller as API Gateway's own non-JSON 500.
-async fn answer(
-    app: &OnceCell<(Service, AppState)>,
-    routes: fn(AppState) -> Router,
-    prepare: Prepare,
-    request: Request,
-) -> Response {
-    match app.get_or_try_init(|| build(routes, prepare)).await {
+/// Runs a function fed events (`E`: an SQS batch, a schedule, a direct invocation):
+/// `handler` gets each event and the resources, which it builds with [`Lazy::get`].
+pub async fn run_events<E, R, F, Fut>(needs: Needs, handler: F) -> Result<(), Error>
+where
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    F: Fn(LambdaEvent<E>, Lazy<Resources>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, Error>> + Send + 'static,
+{
+    let resources = Lazy::new(move || {
+        Box::pin(async move { Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable) })
+    });
+    start(needs, &resources, |resources| resources).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<E>| handler(event, resources.clone())))
+        .await
+}
+
+/// Steps 1, 2 and 4 of the module docs, and step 3 when it can run at init.
+async fn start<T: Send + Sync + 'static>(
+    needs: Needs,
+    built: &Lazy<T>,
+    resources: fn(&T) -> &Resources,
+) -> Result<(), Error> {
+    telemetry::init_lambda();
+    let deferred = needs.check(&ProcessEnv).inspect_err(log_unusable)?;
+    if !deferred {
+        built.get().await?;
+    }
+    let on_shutdown = built.clone();
+    lambda_runtime::spawn_graceful_shutdown_handler(move || async move {
+        if let Some(built) = on_shutdown.cell.get() {
+            resources(built).close();
+        }
+        tracing::info!("shutting down");
+    })
+    .await;
+    Ok(())
+}
+
+fn log_unusable(err: &(impl std::fmt::Display + ?Sized)) {
+    tracing::error!(error = %err, "invalid configuration");
+}
+
+/// One request's response; 503 while the resources cannot be built (see the module docs).
+async fn answer<T>(app: &Lazy<(Service, T)>, request: Request) -> Response {
+    match app.get().await {
         Ok((service, _)) => match service.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         },
         Err(err) => AppError::Unavailable(err).into_response(),
     }
-}
-
-async fn build(routes: fn(AppState) -> Router, prepare: Prepare) -> Result<(Service, AppState), Error> {
-    let config = Config::from_env().await.inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?;
-    let state = prepare(AppState::new(&config)?).await?;
-    Ok((service(routes(state.clone())), state))
 }
 
 /// A function's finished router with the stage stripping in front.
@@ -129,21 +186,18 @@ fn strip_stage(mut request: Request) -> Request {
 mod tests {
     use super::*;
 
-    fn not_ready(_: AppState) -> Pin<Box<dyn Future<Output = Result<AppState, Error>> + Send>> {
-        Box::pin(async { Err("the secrets extension is not ready".into()) })
-    }
-
     #[tokio::test]
     async fn configuration_that_cannot_load_is_answered_503_and_retried() {
-        let app = OnceCell::new();
+        let app: Lazy<(Service, ())> =
+            Lazy::new(|| Box::pin(async { Err("the secrets extension is not ready".into()) }));
         for attempt in 1..=2 {
-            let response = answer(&app, |_| Router::new(), not_ready, Request::default()).await;
+            let response = answer(&app, Request::default()).await;
             assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "attempt {attempt}");
             assert!(response.headers().contains_key(axum::http::header::RETRY_AFTER));
             let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             assert_eq!(body["code"], "service_unavailable", "{body}");
         }
-        assert!(app.get().is_none(), "a failed load is not kept");
+        assert!(app.cell.get().is_none(), "a failed load is not kept");
     }
 }

@@ -1,5 +1,7 @@
-//! Shared library of the game-store functions. Each HTTP function crate exposes a router
-//! built from these pieces; its `main` hands the router to [`lambda::run_http`].
+//! Shared library of the game-store functions. [`lambda`] starts every function whatever its
+//! trigger, building the [`resources`] it needs from [`config`]. Each HTTP function crate
+//! exports its routes as [`http::Routes`]; its `main` names what it needs and hands them to
+//! [`lambda::run_http`].
 //!
 //! # Layers
 //!
@@ -18,7 +20,7 @@
 //! [`message`] (the outbox message, a leaf that `outbox`, `queue` and `store::outbox`
 //! share), [`queue`] and [`mail`] (transports), [`db`] (the pool and migrations), `setup`
 //! (migrations plus the first admin, above `db`, `store` and `auth`), [`retention`],
-//! and the process plumbing ([`config`], [`state`], [`lambda`], [`telemetry`]). The
+//! and the process plumbing ([`config`], [`resources`], [`state`], [`lambda`], [`telemetry`]). The
 //! module graph has no cycle.
 
 pub mod auth;
@@ -27,7 +29,6 @@ pub mod aws;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod env;
 pub mod error;
 pub mod http;
 pub mod lambda;
@@ -35,6 +36,7 @@ pub mod mail;
 pub mod message;
 pub mod outbox;
 pub mod queue;
+pub mod resources;
 pub mod retention;
 #[cfg(feature = "migrations")]
 pub mod setup;

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::config::ConfigError;
 use crate::domain::Masked;
-use crate::env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -104,24 +102,6 @@ pub enum MailBackend {
 
 impl MailConfig {
     pub const DEFAULT_FROM: &str = "welcome@gamestore.example";
-
-    /// `MAILER` = `log` or `ses` (default: `ses` on Lambda, `log` elsewhere); `MAIL_FROM`
-    /// (default `welcome@gamestore.example`); `MAIL_LOG`, a file the log mailer appends to.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let default = if in_lambda { "ses" } else { "log" };
-        let backend = match env::optional("MAILER").as_deref().unwrap_or(default) {
-            "log" => MailBackend::Log { file: env::optional("MAIL_LOG").map(PathBuf::from) },
-            "ses" => MailBackend::Ses,
-            other => {
-                return Err(ConfigError::Invalid {
-                    name: "MAILER",
-                    reason: format!("{other:?} is neither `log` nor `ses`"),
-                });
-            }
-        };
-        Ok(Self { backend, from: env::optional("MAIL_FROM").unwrap_or_else(|| Self::DEFAULT_FROM.to_owned()) })
-    }
 }
 
 /// The mailer `config` asks for.

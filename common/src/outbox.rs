@@ -73,22 +73,6 @@ pub struct SweepConfig {
     pub retention: RetentionConfig,
 }
 
-impl SweepConfig {
-    /// `OUTBOX_GRACE_SECONDS` (default 30: well above a normal publish, so the sweeper does
-    /// not race register's own publish), `OUTBOX_REDELIVERY_GRACE_SECONDS` (900),
-    /// `OUTBOX_SWEEP_BATCH` (100), `OUTBOX_SWEEP_INTERVAL_SECONDS` (10, locally; in AWS the
-    /// schedule decides) and the retention settings ([`RetentionConfig::from_env`]).
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        Ok(Self {
-            grace: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_GRACE_SECONDS", 30.0)?),
-            redelivery_grace: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_REDELIVERY_GRACE_SECONDS", 900.0)?),
-            batch: crate::env::parse_or("OUTBOX_SWEEP_BATCH", 100)?,
-            interval: Duration::from_secs_f64(crate::env::parse_or("OUTBOX_SWEEP_INTERVAL_SECONDS", 10.0)?),
-            retention: RetentionConfig::from_env()?,
-        })
-    }
-}
-
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SweepReport {

@@ -27,18 +27,6 @@ pub struct RetentionConfig {
     pub batch: i64,
 }
 
-impl RetentionConfig {
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let days: f64 = crate::env::parse_or("RETENTION_DAYS", 30.0)?;
-        Ok(Self {
-            period: Duration::try_from_secs_f64(days * 86_400.0).map_err(|err| {
-                crate::config::ConfigError::Invalid { name: "RETENTION_DAYS", reason: err.to_string() }
-            })?,
-            batch: crate::env::parse_or::<i64>("RETENTION_BATCH", 500)?.max(1),
-        })
-    }
-}
-
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self { period: Duration::from_secs(30 * 86_400), batch: 500 }

@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{Directive, LevelFilter};
 
+use crate::config::{LogSettings, ProcessEnv};
+
 /// The Lambda runtime logs each raw event at TRACE under this target: whole requests,
 /// passwords and `Authorization` headers included. Never below DEBUG, whatever the level.
 const RAW_EVENT_TRACE_OFF: &str = "lambda_runtime::layers::api_response=debug";
@@ -14,10 +16,10 @@ const RAW_EVENT_TRACE_OFF: &str = "lambda_runtime::layers::api_response=debug";
 /// else `RUST_LOG`, else INFO; JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`; no timestamps, which
 /// CloudWatch adds), but with the runtime's raw-event trace off.
 pub fn init_lambda() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
-    let level = level.ok().and_then(|level| level.parse().ok()).unwrap_or(LevelFilter::INFO);
+    let settings = LogSettings::lambda(&ProcessEnv);
+    let level = settings.level.and_then(|level| level.parse().ok()).unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt().with_target(false).without_time().with_env_filter(lambda_filter(level));
-    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json")) {
+    if settings.json {
         builder.json().init();
     } else {
         builder.init();
@@ -35,7 +37,7 @@ fn lambda_filter(level: LevelFilter) -> EnvFilter {
 pub fn init_local() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+    if LogSettings::local(&ProcessEnv).json {
         builder.json().init();
     } else {
         builder.init();

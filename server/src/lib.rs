@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::AppState;
-use common::http::finish;
+use common::http::{Routes, finish};
 use common::mail::{self, MailConfig, Mailer};
 use common::outbox::{self, SweepConfig};
 use common::queue::{self, Consumer, QueueConfig};
@@ -17,19 +17,25 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+/// Every HTTP function, by crate name, with its routes: what the local server serves and
+/// the template drift test (`tests/infra_drift.rs`) compares with `infra/template.yaml`.
+pub fn functions() -> Vec<(&'static str, Routes<AppState>)> {
+    vec![
+        ("register", register::api()),
+        ("login", login::api()),
+        ("list-products", list_products::api()),
+        ("get-product", get_product::api()),
+        ("create-product", create_product::api()),
+        ("create-order", create_order::api()),
+        ("list-orders", list_orders::api()),
+        ("openapi", openapi::api()),
+    ]
+}
+
 /// Every HTTP function's routes on one router: the same handlers the Lambdas run.
 pub fn app(state: AppState) -> Router {
-    let routes = [
-        register::routes,
-        login::routes,
-        list_products::routes,
-        get_product::routes,
-        create_product::routes,
-        create_order::routes,
-        list_orders::routes,
-        openapi::routes,
-    ];
-    finish(routes.iter().fold(Router::new(), |app, routes| app.merge(routes(state.clone()))))
+    let routes = functions().into_iter().fold(Routes::new(), |all, (_, routes)| all.merge(routes));
+    finish(routes.with_state(state))
 }
 
 /// How long in-flight requests may run after a shutdown signal.

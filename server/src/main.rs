@@ -5,11 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use common::config::{self, Config};
+use common::config::{self, ProcessEnv};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
 use common::mail::{self, MailConfig};
 use common::outbox::SweepConfig;
 use common::queue::{self, QueueConfig};
+use common::resources::{Needs, QueueNeed, Resources};
+use common::state::FromResources;
 use common::store::{products, users};
 use common::{AppError, AppState, auth, db, setup, telemetry};
 use deadpool_postgres::Pool;
@@ -79,11 +81,12 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         _ => {}
     }
-    let pool = db::pool(&config::database_url().await?, 1)?;
+    let resources = Resources::build(Needs::DATABASE, &ProcessEnv).await?;
+    let pool = resources.pool()?;
     match command {
         Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
-            let admin = config::admin_credentials(&config::ProcessEnv).await?;
-            let report = setup::migrate_and_ensure_admin(&pool, admin).await?;
+            let admin = config::admin_credentials(&ProcessEnv).await?;
+            let report = setup::migrate_and_ensure_admin(pool, admin).await?;
             tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
         }
         Command::SeedAdmin { email, password } => {
@@ -93,34 +96,33 @@ async fn run(command: Command) -> Result<(), Error> {
             let admin = users::upsert_admin(&**pool.get().await?, &email, &hash).await?;
             tracing::info!(id = admin.id.get(), email = %email.masked(), "admin account ready");
         }
-        Command::SeedDemo => seed_demo(&pool).await?,
+        Command::SeedDemo => seed_demo(pool).await?,
     }
-    pool.close();
+    resources.close();
     Ok(())
 }
 
 async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
-    let mut state = AppState::new(&Config::from_env().await?)?;
+    // The same resources as the Lambdas build, for every function at once.
+    let needs = Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured);
+    let state = AppState::from_resources(&Resources::build(needs, &ProcessEnv).await?)?;
     // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
     db::migrate(&state.db).await?;
-    let pipeline = match QueueConfig::from_env()? {
+    let pipeline = match QueueConfig::from_env(&ProcessEnv)? {
         Some(queue) => {
-            state = state.with_publisher(queue::publisher(&queue).await?);
-            let mail = MailConfig::from_env()?;
+            let mail = MailConfig::from_env(&ProcessEnv)?;
             let pipeline = Pipeline::start(
                 &state,
                 queue::consumer(&queue).await?,
                 mail::mailer(&mail).await?,
-                WorkerOptions::from_env()?,
-                SweepConfig::from_env()?,
+                WorkerOptions::from_env(&ProcessEnv)?,
+                SweepConfig::from_env(&ProcessEnv)?,
             );
             tracing::info!(queue = %queue.url_for_logs(), mailer = ?mail.backend, "email worker and outbox sweeper running");
             Some(pipeline)
         }
-        None => {
-            tracing::warn!("QUEUE_URL is not set: welcome emails wait in the outbox, no worker runs");
-            None
-        }
+        // `Resources::build` said so: no queue, no worker.
+        None => None,
     };
     let listener = TcpListener::bind(SocketAddr::new(bind, port)).await?;
     tracing::info!(address = %listener.local_addr()?, "serving the game store API");
@@ -135,15 +137,21 @@ async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
 
 /// The polling email worker alone: needs DATABASE_URL and QUEUE_URL, not the JWT secret.
 async fn worker(pause_before_send_ms: u64, pause_before_ack_ms: u64) -> Result<(), Error> {
-    let queue = QueueConfig::from_env()?.ok_or(config::ConfigError::Missing("QUEUE_URL"))?;
+    let queue = QueueConfig::required(&ProcessEnv)?;
     let options = WorkerOptions {
         pause_before_send: Duration::from_millis(pause_before_send_ms),
         pause_before_ack: Duration::from_millis(pause_before_ack_ms),
-        ..WorkerOptions::from_env()?
+        ..WorkerOptions::from_env(&ProcessEnv)?
     };
-    let pool = db::pool(&config::database_url().await?, options.batch + 1)?;
-    gamestore::run_worker(pool.clone(), &queue, &MailConfig::from_env()?, options, gamestore::shutdown_signal())
-        .await?;
+    let pool = db::pool(&config::database_url(&ProcessEnv).await?, options.batch + 1)?;
+    gamestore::run_worker(
+        pool.clone(),
+        &queue,
+        &MailConfig::from_env(&ProcessEnv)?,
+        options,
+        gamestore::shutdown_signal(),
+    )
+    .await?;
     pool.close();
     Ok(())
 }

@@ -8,6 +8,7 @@ mod errors;
 mod headers;
 mod json;
 mod page;
+mod routes;
 
 use std::any::Any;
 use std::time::{Duration, Instant};
@@ -25,7 +26,9 @@ use tracing::Instrument;
 pub use headers::{ClientIp, Idempotency, created};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
+pub use routes::Routes;
 
+use crate::config;
 use crate::error::AppError;
 
 /// Largest request body accepted; anything bigger is 413.
@@ -35,7 +38,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// limit, the whole body read first, a 500 for a panic and the request span. Each Lambda
 /// applies it to its own router; the local server applies it to the merge of all of them.
 pub fn finish(router: Router) -> Router {
-    finish_with(router, cors(std::env::var("CORS_ALLOWED_ORIGINS").ok().as_deref()))
+    finish_with(router, cors(config::cors_allowed_origins(&config::ProcessEnv).as_deref()))
 }
 
 fn finish_with(router: Router, cors: Option<CorsLayer>) -> Router {

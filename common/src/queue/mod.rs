@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::ConfigError;
-use crate::env;
 use crate::message::OutboxMessage;
 
 #[cfg(feature = "redis")]
@@ -90,23 +88,6 @@ impl QueueConfig {
             max_attempts: 5,
             wait: Duration::from_secs(1),
         }
-    }
-
-    /// `QUEUE_URL` and the settings above; `None` when `QUEUE_URL` is unset (then messages
-    /// wait in the outbox).
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        let Some(url) = env::optional("QUEUE_URL") else {
-            return Ok(None);
-        };
-        let defaults = Self::new(url);
-        Ok(Some(Self {
-            stream: env::optional("QUEUE_STREAM").unwrap_or(defaults.stream.clone()),
-            group: env::optional("QUEUE_GROUP").unwrap_or(defaults.group.clone()),
-            claim_timeout: Duration::from_millis(env::parse_or("QUEUE_CLAIM_TIMEOUT_MS", 60_000)?),
-            max_attempts: env::parse_or("QUEUE_MAX_ATTEMPTS", defaults.max_attempts)?,
-            wait: Duration::from_millis(env::parse_or("QUEUE_WAIT_MS", 1_000)?),
-            ..defaults
-        }))
     }
 
     /// The URL without its credentials, for logs.

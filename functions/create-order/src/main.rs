@@ -1,4 +1,6 @@
+use common::lambda::{Error, Needs, run_http};
+
 #[tokio::main]
-async fn main() -> Result<(), common::lambda::Error> {
-    common::lambda::run_http(create_order::routes).await
+async fn main() -> Result<(), Error> {
+    run_http(Needs::DATABASE.jwt(), create_order::api).await
 }

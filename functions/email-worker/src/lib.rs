@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::config::ConfigError;
+use common::config::{ConfigError, Env, parsed};
 use common::domain::Email;
 use common::mail::{self, MailError, Mailer};
 use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
@@ -79,11 +79,11 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let defaults = Self::default();
         Ok(Self {
-            lease: Duration::from_millis(common::env::parse_or("DELIVERY_LEASE_MS", 30_000)?),
-            batch: common::env::parse_or("WORKER_BATCH", defaults.batch)?,
+            lease: Duration::from_millis(parsed(env, "DELIVERY_LEASE_MS", 30_000)?),
+            batch: parsed(env, "WORKER_BATCH", defaults.batch)?,
             ..defaults
         })
     }

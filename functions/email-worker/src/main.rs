@@ -1,31 +1,21 @@
 //! The email worker on Lambda: SQS batches in, `batchItemFailures` out.
-//!
-//! The pool and mailer are built once per execution environment, on the first batch: the
-//! database URL may come through the Parameters and Secrets extension, which AWS documents
-//! as callable only in the INVOKE phase.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use common::mail::{self, MailConfig};
-use common::{config, db, telemetry};
+use common::config::ProcessEnv;
+use common::lambda::{Error, Lazy, Needs, Resources, run_events};
 use email_worker::{Worker, WorkerOptions};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use tokio::sync::OnceCell;
+use lambda_runtime::LambdaEvent;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init_lambda();
-    let options = WorkerOptions::from_env()?;
-    let mail = MailConfig::from_env()?;
-    let worker: OnceCell<Worker> = OnceCell::new();
-    let (worker, options, mail) = (&worker, &options, &mail);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let worker = worker
-            .get_or_try_init(|| async {
-                let pool = db::pool(&config::database_url().await?, 1)?;
-                Ok::<_, Error>(Worker::new(pool, mail::mailer(mail).await?, options.clone()))
-            })
-            .await?;
-        Ok::<_, Error>(worker.handle_sqs(event.payload).await)
-    }))
+    let options = WorkerOptions::from_env(&ProcessEnv)?;
+    run_events(Needs::DATABASE.mailer(), move |event: LambdaEvent<SqsEvent>, resources: Lazy<Resources>| {
+        let options = options.clone();
+        async move {
+            let resources = resources.get().await?;
+            let worker = Worker::new(resources.pool()?.clone(), resources.mailer()?.clone(), options);
+            Ok::<_, Error>(worker.handle_sqs(event.payload).await)
+        }
+    })
     .await
 }

@@ -1,4 +1,6 @@
+use common::lambda::{Error, Needs, run_http};
+
 #[tokio::main]
-async fn main() -> Result<(), common::lambda::Error> {
-    common::lambda::run_http(list_products::routes).await
+async fn main() -> Result<(), Error> {
+    run_http(Needs::DATABASE.jwt(), list_products::api).await
 }

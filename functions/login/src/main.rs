@@ -1,4 +1,6 @@
+use common::lambda::{Error, Needs, run_http};
+
 #[tokio::main]
-async fn main() -> Result<(), common::lambda::Error> {
-    common::lambda::run_http(login::routes).await
+async fn main() -> Result<(), Error> {
+    run_http(Needs::DATABASE.jwt(), login::api).await
 }

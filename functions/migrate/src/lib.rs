@@ -14,7 +14,7 @@
 mod hook;
 
 use common::config::{self, ProcessEnv};
-use common::db;
+use common::resources::{Needs, Resources};
 use common::setup::{SetupReport, migrate_and_ensure_admin};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -53,9 +53,9 @@ pub async fn handler(event: LambdaEvent<Value>) -> Result<Outcome, Error> {
 
 async fn setup() -> Result<SetupReport, Error> {
     let result = async {
-        let pool = db::pool(&config::database_url().await?, 1)?;
-        let result = run(&pool).await;
-        pool.close();
+        let resources = Resources::build(Needs::DATABASE, &ProcessEnv).await?;
+        let result = run(resources.pool()?).await;
+        resources.close();
         result
     }
     .await;

@@ -1,5 +1,7 @@
+use common::lambda::{Error, Needs, run_events};
+
+/// Builds its pool per invocation (see `migrate::handler`), so asks the bootstrap for none.
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    common::telemetry::init_lambda();
-    lambda_runtime::run(lambda_runtime::service_fn(migrate::handler)).await
+async fn main() -> Result<(), Error> {
+    run_events(Needs::NOTHING, |event, _| migrate::handler(event)).await
 }

@@ -3,16 +3,22 @@
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::post;
 use common::auth::hash_password;
 use common::domain::{Email, Password, required};
+use common::http::Routes;
 use common::http::{ApiJson, ClientIp, Idempotency, created};
 use common::store::users::{self, RegistrationKey, User};
 use common::{AppError, AppState, outbox, throttle};
 use serde::{Deserialize, Serialize};
 
+/// This function's routes, named once: the local server, the Lambda entry and the
+/// template drift test read them.
+pub fn api() -> Routes<AppState> {
+    Routes::new().post("/api/v1/auth/register", register)
+}
+
 pub fn routes(state: AppState) -> Router {
-    Router::new().route("/api/v1/auth/register", post(register)).with_state(state)
+    api().with_state(state)
 }
 
 #[derive(Deserialize)]

@@ -1,23 +1,7 @@
-use std::pin::Pin;
+use common::lambda::{Error, Needs, QueueNeed, run_http};
 
-use common::AppState;
-use common::lambda::Error;
-use common::queue::{self, QueueConfig};
-
+/// Register publishes the welcome email after commit, when a queue is configured.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    common::lambda::run_http_with(register::routes, with_publisher).await
-}
-
-/// Register publishes the welcome email after commit: its state carries the publisher.
-fn with_publisher(state: AppState) -> Pin<Box<dyn Future<Output = Result<AppState, Error>> + Send>> {
-    Box::pin(async move {
-        Ok(match QueueConfig::from_env()? {
-            Some(config) => state.with_publisher(queue::publisher(&config).await?),
-            None => {
-                tracing::warn!("QUEUE_URL is not set: welcome emails wait in the outbox");
-                state
-            }
-        })
-    })
+    run_http(Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured), register::api).await
 }
