@@ -15,7 +15,8 @@ venv="$root/.venv-localstack"
 packages=("localstack-core[runtime]==2026.3.0" service_identity boto3)
 constraints=("cbor2<6" "pyopenssl==25.1.0" "cryptography>=45.0.1,<46")
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# shellcheck source=../scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 install() {
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import localstack.runtime.main, boto3' 2>/dev/null; then
@@ -35,7 +36,7 @@ install() {
     done
   fi
   [ -n "$python" ] || { echo "LocalStack needs Python 3.11-3.13 (set LOCALSTACK_PYTHON)" >&2; exit 1; }
-  say "installing LocalStack into .venv-localstack (about 90 s, once)"
+  log "installing LocalStack into .venv-localstack (about 90 s, once)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
   local cfile
@@ -69,7 +70,7 @@ start() {
   port=${2:-4566}
   install
   if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-    say "LocalStack already running (pid $(cat "$dir/pid"), port $(cat "$dir/port"))"
+    log "LocalStack already running (pid $(cat "$dir/pid"), port $(cat "$dir/port"))"
     return 0
   fi
   prepare "$dir"
@@ -80,7 +81,7 @@ start() {
   local i
   for i in $(seq 1 120); do
     if ready "$port"; then
-      say "LocalStack ready on http://127.0.0.1:$port (pid $(cat "$dir/pid"), log $dir/localstack.log)"
+      log "LocalStack ready on http://127.0.0.1:$port (pid $(cat "$dir/pid"), log $dir/localstack.log)"
       return 0
     fi
     kill -0 "$(cat "$dir/pid")" 2>/dev/null || { tail -n 30 "$dir/localstack.log" >&2; echo "LocalStack exited" >&2; exit 1; }
@@ -93,14 +94,10 @@ start() {
 }
 
 stop() {
-  local dir=$1 pid i
+  local dir=$1 pid
   [ -f "$dir/pid" ] || return 0
   pid=$(cat "$dir/pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid "$pid" 10
   rm -f "$dir/pid"
 }
 
@@ -115,7 +112,7 @@ foreground() {
   # exec keeps this pid: `start` and `make dev-lambda` see this instance as running.
   echo $$ >"$dir/pid"
   echo "$port" >"$dir/port"
-  say "LocalStack on http://127.0.0.1:$port (Ctrl-C stops it)"
+  log "LocalStack on http://127.0.0.1:$port (Ctrl-C stops it)"
   exec "$venv/bin/python" -m localstack.runtime.main
 }
 

@@ -145,15 +145,21 @@ redis_start() {
   echo "$port" >"$dir/port"
 }
 
+# stop_pid PID SECONDS: TERM, then KILL if PID is still there after SECONDS.
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 $(($2 * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 # redis_stop DIR: stops the Redis redis_start started there (by its pid).
 redis_stop() {
-  local dir=$1 pid i
+  local dir=$1 pid
   [ -s "$dir/redis.pid" ] || return 0
   pid=$(cat "$dir/redis.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  stop_pid "$pid" 5
   rm -f "$dir/redis.pid"
 }
 
