@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::config::{MailBackend, MailConfig};
 use crate::domain::Masked;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,27 +82,6 @@ fn html_escape(raw: &str) -> String {
             c => c.to_string(),
         })
         .collect()
-}
-
-/// Which mailer, and its settings.
-#[derive(Debug, Clone)]
-pub struct MailConfig {
-    pub backend: MailBackend,
-    /// The sender (`MAIL_FROM`); SES needs it verified.
-    pub from: String,
-}
-
-#[derive(Debug, Clone)]
-pub enum MailBackend {
-    /// Logs each mail; with a file, also appends it there as one JSON line.
-    Log {
-        file: Option<PathBuf>,
-    },
-    Ses,
-}
-
-impl MailConfig {
-    pub const DEFAULT_FROM: &str = "welcome@gamestore.example";
 }
 
 /// The mailer `config` asks for.

@@ -13,9 +13,10 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::config::SweepConfig;
 use crate::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use crate::queue::Publisher;
-use crate::retention::{self, PurgeReport, RetentionConfig};
+use crate::retention::{self, PurgeReport};
 use crate::store::StoreError;
 use crate::store::outbox as store;
 
@@ -54,23 +55,6 @@ pub async fn publish_committed(db: &Pool, publisher: &dyn Publisher, message: &O
         }
     }
     published
-}
-
-/// How the sweeper works: rows the queue has not acknowledged after `grace`, and rows it
-/// acknowledged whose mail is still unsettled after `redelivery_grace`, are republished,
-/// `batch` at a time; then the retention step deletes what is past its time.
-#[derive(Debug, Clone)]
-pub struct SweepConfig {
-    pub grace: Duration,
-    /// Longer than the queue may legitimately hold a message (SQS: 5 receives of a 180 s
-    /// visibility timeout; Redis: 5 claim timeouts of 60 s), so a message still being
-    /// retried is rarely published twice; when it is, the delivery record sends it once.
-    /// Applies from `grace` on: a shorter value acts as `grace`.
-    pub redelivery_grace: Duration,
-    pub batch: i64,
-    /// Pause between sweeps when run as a periodic task.
-    pub interval: Duration,
-    pub retention: RetentionConfig,
 }
 
 /// What one sweep did.

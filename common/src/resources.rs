@@ -14,10 +14,12 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 
 use crate::auth::Jwt;
-use crate::config::{ConfigError, DatabaseSettings, Env, JwtSettings, Limits, SecretsExtension};
+use crate::config::{
+    ConfigError, DatabaseSettings, Env, JwtSettings, Limits, MailConfig, QueueConfig, SecretsExtension,
+};
 use crate::db;
-use crate::mail::{self, MailConfig, Mailer};
-use crate::queue::{self, Publisher, QueueConfig};
+use crate::mail::{self, Mailer};
+use crate::queue::{self, Publisher};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 

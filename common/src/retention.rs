@@ -12,26 +12,11 @@
 //!
 //! Off the request path: it answers [`StoreError`].
 
-use std::time::Duration;
-
 use deadpool_postgres::Pool;
 use serde::Serialize;
 
+use crate::config::RetentionConfig;
 use crate::store::{StoreError, orders, outbox, rate_limits, users};
-
-#[derive(Debug, Clone)]
-pub struct RetentionConfig {
-    /// How long settled mails are kept (`RETENTION_DAYS`, default 30).
-    pub period: Duration,
-    /// Rows one delete statement takes (`RETENTION_BATCH`, default 500).
-    pub batch: i64,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self { period: Duration::from_secs(30 * 86_400), batch: 500 }
-    }
-}
 
 /// Rows one sweep deleted, per table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]

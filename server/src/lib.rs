@@ -1,5 +1,6 @@
 //! The whole API in one process: every function's router merged, served over plain HTTP.
 
+use common::config::{MailConfig, QueueConfig, SweepConfig};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -8,9 +9,9 @@ use std::sync::Arc;
 use axum::Router;
 use common::AppState;
 use common::http::{Routes, finish};
-use common::mail::{self, MailConfig, Mailer};
-use common::outbox::{self, SweepConfig};
-use common::queue::{self, Consumer, QueueConfig};
+use common::mail::{self, Mailer};
+use common::outbox;
+use common::queue::{self, Consumer};
 use deadpool_postgres::Pool;
 use email_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;

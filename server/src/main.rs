@@ -1,5 +1,6 @@
 //! `gamestore`: run the whole store locally, migrate a database, seed an admin or demo data.
 
+use common::config::{MailConfig, QueueConfig, SweepConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,9 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use common::config::{self, ProcessEnv};
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
-use common::mail::{self, MailConfig};
-use common::outbox::SweepConfig;
-use common::queue::{self, QueueConfig};
+use common::mail;
+use common::queue;
 use common::resources::{Needs, QueueNeed, Resources};
 use common::state::FromResources;
 use common::store::{products, users};

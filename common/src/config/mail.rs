@@ -3,7 +3,27 @@
 use std::path::PathBuf;
 
 use super::{ConfigError, Env, in_lambda, optional};
-use crate::mail::{MailBackend, MailConfig};
+
+/// Which mailer, and its settings.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub backend: MailBackend,
+    /// The sender (`MAIL_FROM`); SES needs it verified.
+    pub from: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailBackend {
+    /// Logs each mail; with a file, also appends it there as one JSON line.
+    Log {
+        file: Option<PathBuf>,
+    },
+    Ses,
+}
+
+impl MailConfig {
+    pub const DEFAULT_FROM: &str = "welcome@gamestore.example";
+}
 
 impl MailConfig {
     /// `MAILER` = `log` or `ses` (default: `ses` on Lambda, `log` elsewhere); `MAIL_FROM`

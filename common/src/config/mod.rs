@@ -38,6 +38,9 @@ pub use cors::cors_allowed_origins;
 pub use database::{DatabaseSettings, DatabaseSource, connection_string, database_url};
 pub use jwt::{JwtSettings, MIN_JWT_SECRET_BYTES, jwt_secret_bytes};
 pub use limits::Limits;
+pub use mail::{MailBackend, MailConfig};
+pub use outbox::{RetentionConfig, SweepConfig};
+pub use queue::QueueConfig;
 pub use secrets::{DEFAULT_EXTENSION_PORT, SecretsExtension};
 pub use telemetry::LogSettings;
 

@@ -4,8 +4,37 @@
 use std::time::Duration;
 
 use super::{ConfigError, Env, parsed};
-use crate::outbox::SweepConfig;
-use crate::retention::RetentionConfig;
+
+/// How the sweeper works: rows the queue has not acknowledged after `grace`, and rows it
+/// acknowledged whose mail is still unsettled after `redelivery_grace`, are republished,
+/// `batch` at a time; then the retention step deletes what is past its time.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub grace: Duration,
+    /// Longer than the queue may legitimately hold a message (SQS: 5 receives of a 180 s
+    /// visibility timeout; Redis: 5 claim timeouts of 60 s), so a message still being
+    /// retried is rarely published twice; when it is, the delivery record sends it once.
+    /// Applies from `grace` on: a shorter value acts as `grace`.
+    pub redelivery_grace: Duration,
+    pub batch: i64,
+    /// Pause between sweeps when run as a periodic task.
+    pub interval: Duration,
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How long settled mails are kept (`RETENTION_DAYS`, default 30).
+    pub period: Duration,
+    /// Rows one delete statement takes (`RETENTION_BATCH`, default 500).
+    pub batch: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { period: Duration::from_secs(30 * 86_400), batch: 500 }
+    }
+}
 
 impl SweepConfig {
     /// `OUTBOX_GRACE_SECONDS` (default 30: well above a normal publish, so the sweeper does

@@ -3,7 +3,44 @@
 use std::time::Duration;
 
 use super::{ConfigError, Env, optional, parsed};
-use crate::queue::QueueConfig;
+
+/// Where the queue is and how it is consumed.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// `redis://host:port[/db]` for Redis Streams, or an `http(s)://` SQS queue URL.
+    pub url: String,
+    /// Redis: the stream (`QUEUE_STREAM`, default `welcome-emails`); its dead letters go
+    /// to `<stream>:dead`.
+    pub stream: String,
+    /// Redis: the consumer group (`QUEUE_GROUP`, default `email-worker`).
+    pub group: String,
+    /// Redis: a message delivered but not acknowledged for this long is claimed by
+    /// another consumer (`QUEUE_CLAIM_TIMEOUT_MS`, default 60 000: longer than a send may
+    /// take, so a slow worker is not raced; the SQS counterpart is the visibility timeout).
+    pub claim_timeout: Duration,
+    /// Redis: deliveries before a message goes to the dead stream (`QUEUE_MAX_ATTEMPTS`,
+    /// default 5 = the SQS redrive policy's maxReceiveCount).
+    pub max_attempts: u32,
+    /// Longest wait of one receive (`QUEUE_WAIT_MS`, default 1000; SQS long-polls whole
+    /// seconds, at most 20).
+    pub wait: Duration,
+}
+
+impl QueueConfig {
+    pub const DEFAULT_STREAM: &str = "welcome-emails";
+
+    /// A queue at `url` with the default settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            stream: Self::DEFAULT_STREAM.to_owned(),
+            group: "email-worker".to_owned(),
+            claim_timeout: Duration::from_secs(60),
+            max_attempts: 5,
+            wait: Duration::from_secs(1),
+        }
+    }
+}
 
 impl QueueConfig {
     /// `QUEUE_URL` and the settings documented on [`QueueConfig`]'s fields; `None` when

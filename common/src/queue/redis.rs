@@ -3,6 +3,7 @@
 //! timeout (its worker died or is stuck) is taken over with XAUTOCLAIM; one delivered
 //! `max_attempts` times goes to the dead stream `<stream>:dead` instead.
 
+use crate::config::QueueConfig;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use redis::streams::{
 };
 use redis::{AsyncCommands, RedisError};
 
-use super::{Consumer, Delivery, Publisher, QueueConfig, QueueError};
+use super::{Consumer, Delivery, Publisher, QueueError};
 use crate::message::OutboxMessage;
 
 impl From<RedisError> for QueueError {

@@ -2,11 +2,12 @@
 //! Dead letters are SQS's own: the queue's redrive policy moves a message received
 //! `maxReceiveCount` times to its DLQ.
 
+use crate::config::QueueConfig;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
-use super::{Consumer, Delivery, Publisher, QueueConfig, QueueError};
+use super::{Consumer, Delivery, Publisher, QueueError};
 use crate::message::OutboxMessage;
 
 pub struct SqsQueue {

@@ -4,8 +4,9 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use common::config::ProcessEnv;
+use common::config::SweepConfig;
 use common::lambda::{Error, Lazy, Needs, QueueNeed, Resources, run_events};
-use common::outbox::{self, SweepConfig};
+use common::outbox;
 use lambda_runtime::LambdaEvent;
 
 #[tokio::main]

@@ -2,6 +2,7 @@
 //! recorded on its delivery and acknowledged, never tried again (not by a redelivery, not by
 //! the sweeper); any other failure is retried as before.
 
+use common::config::SweepConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::mail::{Mail, MailError, Mailer};
 use common::message::OutboxMessage;
-use common::outbox::{self, SweepConfig};
+use common::outbox;
 use common::queue::redis::RedisQueue;
 use common::queue::{Publisher, QueueError};
 use email_worker::{Worker, WorkerOptions};
@@ -153,7 +154,7 @@ async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure(
 #[tokio::test]
 async fn a_rejected_mail_is_acknowledged_on_redis_not_dead_lettered() {
     // A message left unacknowledged would be claimed again after half a second.
-    let queue = common::queue::QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
+    let queue = common::config::QueueConfig { claim_timeout: Duration::from_millis(500), ..redis_queue(&redis_url()) };
     let app = app_publishing_to(&queue).await;
     let mails = MailLog::new();
     let ann = unique_email("ann");

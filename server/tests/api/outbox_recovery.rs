@@ -2,13 +2,14 @@
 //! until the mail is settled, the sweeper republishes what the queue lost, the Redis worker
 //! recreates its consumer group, and every mail goes out exactly once.
 
+use common::config::SweepConfig;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use common::outbox::{self, SweepConfig};
+use common::outbox;
 use common::queue::{self, Consumer, Publisher};
 use email_worker::{Worker, WorkerOptions};
 use gamestore::Pipeline;

@@ -2,11 +2,12 @@
 //! outbox rows with their delivery records past the retention period, in bounded batches;
 //! newer rows stay, and an unsettled outbox row is never deleted.
 
+use common::config::{RetentionConfig, SweepConfig};
 use std::time::Duration;
 
 use common::domain::Role;
-use common::outbox::{self, SweepConfig};
-use common::retention::{PurgeReport, RetentionConfig};
+use common::outbox;
+use common::retention::PurgeReport;
 
 use testkit::unique;
 

@@ -9,6 +9,7 @@
 pub(crate) mod redis_streams;
 pub(crate) mod sqs_ses;
 
+use common::config::{RetentionConfig, SweepConfig};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,9 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::mail::{LogMailer, Mail, MailError, Mailer};
-use common::outbox::SweepConfig;
 use common::queue::Consumer;
-use common::retention::RetentionConfig;
 use email_worker::{Worker, WorkerOptions};
 use gamestore::Pipeline;
 use http::StatusCode;

@@ -2,6 +2,7 @@
 //! through a queue outage at registration, a worker killed before or after sending, a
 //! message that always fails, malformed messages, and a burst of registrations.
 
+use common::config::QueueConfig;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -10,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::config::Limits;
+use common::queue;
 use common::queue::redis::RedisQueue;
-use common::queue::{self, QueueConfig};
 use email_worker::Worker;
 use futures_util::StreamExt;
 use http::StatusCode;

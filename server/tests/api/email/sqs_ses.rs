@@ -1,6 +1,7 @@
 //! The welcome email through SQS and SES on LocalStack (the deployed shape's queue and
 //! mail service): delivered once, and a message that always fails ends in the DLQ.
 
+use common::config::QueueConfig;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::mail::Mailer;
 use common::queue::sqs::SqsQueue;
-use common::queue::{Consumer, Publisher, QueueConfig};
+use common::queue::{Consumer, Publisher};
 use email_worker::Worker;
 use serde_json::{Value, json};
 use testkit::app::TestApp;
@@ -90,7 +91,7 @@ pub(crate) async fn ses_mails_to(to: &str) -> Vec<Value> {
 async fn register_delivers_through_sqs_and_ses_on_localstack() {
     let localstack = LocalStack::queues(5, 5).await;
     let (sqs, queue_url) = (&localstack.sqs, localstack.url.clone());
-    let sender = common::mail::MailConfig::DEFAULT_FROM;
+    let sender = common::config::MailConfig::DEFAULT_FROM;
     let ses = localstack.ses.clone();
     ses.verify_email_identity().email_address(sender).send().await.expect("verify sender");
 
