@@ -316,6 +316,23 @@ PY
   echo "$api_port" >"$dir/port"
 }
 
+# lambda_stack_warm API: one request per documented operation, so `cargo lambda watch`
+# compiles and starts every function before a client with a timeout talks to it. Anonymous
+# and without a body: each answers 4xx (or a read) and changes nothing.
+lambda_stack_warm() {
+  local api=$1
+  curl -sf --max-time 600 -o /dev/null "$api/api/v1/openapi.json" || die "openapi did not answer"
+  curl -sf "$api/api/v1/openapi.json" | .venv/bin/python -c '
+import json, re, sys
+for path, ops in json.load(sys.stdin)["paths"].items():
+    for method in ops:
+        if method in ("get", "post", "put", "patch", "delete"):
+            print(method.upper(), re.sub(r"\{[^}]*\}", "1", path))' |
+    while read -r method path; do
+      curl -s --max-time 600 -o /dev/null -X "$method" "$api$path" || true
+    done
+}
+
 # kill_tree PID: stops PID and its descendants, the descendants first.
 kill_tree() {
   local child
