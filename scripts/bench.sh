@@ -17,6 +17,8 @@
 #   BENCH_SKIP_PEER=1 / BENCH_SKIP_OURS=1 / BENCH_SKIP_LAMBDA=1   for quick checks
 #   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
 #   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
+#   BENCH_PROFILE        cargo profile of the measured binaries (default release), to compare
+#                        profiles in one session (loadgen always comes from release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -30,6 +32,7 @@ WORKERS=${BENCH_WORKERS:-}
 PIN=${BENCH_PIN:-0}
 STARTS=${BENCH_LAMBDA_STARTS:-20}
 WARM=${BENCH_LAMBDA_WARM:-200}
+PROFILE=${BENCH_PROFILE:-release}
 PEER=../shared/peer/run.sh
 # Every function binary (functions/<name>).
 FUNCTIONS=$(for f in functions/*/; do f=${f%/}; echo "${f#functions/}"; done | xargs)
@@ -61,15 +64,20 @@ if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
 else
   log "building release binaries (server, loadgen, then each function)"
   build_started=$(date +%s)
-  cargo build --release --quiet -p gamestore -p loadgen
+  if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet -p gamestore -p loadgen
+  else
+    cargo build --release --quiet -p loadgen
+    cargo build --profile "$PROFILE" --quiet -p gamestore
+  fi
   # One function per cargo invocation, as `sam build` ships them: built together, cargo
   # would unify common's features and link the AWS SDK into functions that never call it.
   # Functions with the same features reuse each other's compiled dependencies.
-  for fn in $FUNCTIONS; do cargo build --release --quiet -p "$fn"; done
+  for fn in $FUNCTIONS; do cargo build --profile "$PROFILE" --quiet -p "$fn"; done
   log "release build took $(($(date +%s) - build_started)) s"
 fi
-target=${CARGO_TARGET_DIR:-target}/release
-loadgen=$target/loadgen
+loadgen=${CARGO_TARGET_DIR:-target}/release/loadgen
+target=${CARGO_TARGET_DIR:-target}/$PROFILE
 gamestore=$target/gamestore
 
 mkdir -p .bench
