@@ -13,7 +13,7 @@
 #   BENCH_WORKERS        the server's tokio worker threads (default: one per CPU)
 #   BENCH_PIN            1: loadgen and pgbench on CPU 0 only (default 0, see README)
 #   BENCH_LAMBDA_STARTS  cold starts per function (default 20)
-#   BENCH_LAMBDA_WARM    warm invocations for create-order and list-products (default 200)
+#   BENCH_LAMBDA_WARM    warm invocations of each HTTP function (default 200)
 #   BENCH_SKIP_PEER=1 / BENCH_SKIP_OURS=1 / BENCH_SKIP_LAMBDA=1   for quick checks
 #   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
 #   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
@@ -241,8 +241,9 @@ if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
   # never publishes), static credentials keep the SDK from probing instance metadata.
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench MAILER=log MAIL_LOG=$run/mail.log
   for fn in $FUNCTIONS; do
-    warm=0
-    case $fn in create-order | list-products) warm=$WARM ;; esac
+    # Warm figures for every HTTP function: the cost model prices their warm duration.
+    warm=$WARM
+    case $fn in email-worker | migrate | outbox-sweeper) warm=0 ;; esac
     event=events/$fn.json
     fn_env=()
     case $fn in
