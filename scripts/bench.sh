@@ -253,7 +253,7 @@ if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
     esac
     if [ ! -f "$event" ]; then
       # No fixture: the list-products event pointed at this function's GET route.
-      route=$(sed -n 's/.*route("\([^"]*\)".*/\1/p; s/^ *"\(\/api\/[^"]*\)",$/\1/p' "functions/$fn/src/lib.rs" | head -n 1)
+      route=$(sed -n 's/.*\.get("\(\/api\/[^"]*\)".*/\1/p' "functions/$fn/src/lib.rs" | head -n 1)
       [ -n "$route" ] || die "no event fixture and no route found for $fn"
       event=$run/lambda-$fn.event.json
       jq --arg p "$route" '.rawPath = $p | .requestContext.http.path = $p | .rawQueryString = ""
@@ -285,9 +285,9 @@ if [ "${BENCH_NO_README:-0}" != 1 ]; then
     echo "(the Go seed's SQL replayed with pgbench) on one fresh PostgreSQL, in alternating rounds;"
     echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
     echo "all numbers in [bench/results/latest.json](bench/results/latest.json). From a fresh clone it"
-    echo "takes about 14 minutes here, 5 of them the release build. The two MISSED targets (spread"
-    echo "orders, product list) are out of reach on this machine with this data model; bench/README.md"
-    echo "(Findings, session 3) shows the CPU budget of each. Latest run:"
+    echo "takes about 14 minutes here, 5 of them the release build. The targets are issue 18's, each a"
+    echo "ratio inside the run; bench/README.md (Findings, session 4) shows, for each one missed, which"
+    echo "part of its CPU budget cannot move and why. Latest run:"
     echo
     cat "$run/table.md"
   } >"$run/README.new"
