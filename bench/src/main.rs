@@ -3,6 +3,7 @@
 //! Everything runs on a current-thread runtime: on a 2-core machine the load generator must
 //! leave the other core(s) to the server and PostgreSQL it is measuring.
 
+mod cost;
 mod lambda;
 mod load;
 mod report;
@@ -88,6 +89,9 @@ enum Cmd {
         machine: String,
         #[arg(long, default_value = "")]
         settings: String,
+        /// The SAM template whose `MemorySize` per function the cost model prices.
+        #[arg(long, default_value = "infra/template.yaml")]
+        template: PathBuf,
     },
 }
 
@@ -161,8 +165,9 @@ fn run(cmd: Cmd) -> Result<(), Error> {
             let hash = runtime()?.block_on(common::auth::hash_password(password))?;
             println!("{hash}");
         }
-        Cmd::Report { dir, rounds, json_out, markdown_out, machine, settings } => {
-            report::run(&dir, rounds, &json_out, &markdown_out, &machine, &settings)?
+        Cmd::Report { dir, rounds, json_out, markdown_out, machine, settings, template } => {
+            let template = std::fs::read_to_string(&template)?;
+            report::run(&dir, rounds, &json_out, &markdown_out, &machine, &settings, &template)?
         }
     }
     Ok(())

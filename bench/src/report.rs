@@ -26,14 +26,14 @@ struct Row {
 const ROWS: &[Row] = &[
     row("orders hot", "orders-hot", Some(("seed-order", "hot")), 32, None),
     row("orders hot", "orders-hot", Some(("single-order", "hot")), 32, None),
-    row("orders hot", "orders-hot", Some(("seed-order", "hot")), 64, Some(3.0)),
-    row("orders hot", "orders-hot", Some(("single-order", "hot")), 64, Some(1.5)),
+    row("orders hot", "orders-hot", Some(("seed-order", "hot")), 64, Some(3.5)),
+    row("orders hot", "orders-hot", Some(("single-order", "hot")), 64, Some(2.5)),
     row("orders spread", "orders-spread", Some(("seed-order", "spread")), 32, None),
     row("orders spread", "orders-spread", Some(("single-order", "spread")), 32, None),
     row("orders spread", "orders-spread", Some(("seed-order", "spread")), 64, None),
-    row("orders spread", "orders-spread", Some(("single-order", "spread")), 64, Some(0.6)),
+    row("orders spread", "orders-spread", Some(("single-order", "spread")), 64, Some(0.45)),
     row("products list", "list", Some(("seed-list", "list50")), 32, None),
-    row("products list", "list", Some(("seed-list", "list50")), 64, Some(0.8)),
+    row("products list", "list", Some(("seed-list", "list50")), 64, Some(0.3)),
     row("login", "login", None, 8, None),
     // No database at all: what the HTTP path alone costs, against the peer's cheapest script.
     row("http floor", "floor", Some(("seed-list", "list50")), 64, None),
@@ -89,7 +89,7 @@ fn peer_tps(peer: &Value, script: &str, dataset: &str, clients: u64) -> Option<f
     })
 }
 
-fn fmt(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
@@ -100,6 +100,7 @@ pub fn run(
     md_out: &Path,
     machine: &str,
     settings: &str,
+    template: &str,
 ) -> Result<(), Error> {
     let peers: Vec<Option<Value>> = (1..=rounds).map(|r| read(&dir.join(format!("peer-{r}.json")))).collect();
     let mut rows_json = Vec::new();
@@ -220,6 +221,26 @@ pub fn run(
         lambdas.push(l);
     }
 
+    let budgets = cpu_targets(&rows_json, &peers);
+    let mut budget_md =
+        String::from("| CPU target (64 clients) | measured µs | limit µs | verdict |\n|---|---|---|---|\n");
+    for b in &budgets {
+        let (measured, limit) = (b["measured_us"].as_f64(), b["limit_us"].as_f64());
+        let verdict = match b["met"].as_bool() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "?",
+        };
+        writeln!(
+            budget_md,
+            "| {} | {} | {} | {verdict} |",
+            b["target"].as_str().unwrap_or("?"),
+            fmt(measured, 0),
+            fmt(limit, 0)
+        )?;
+    }
+    let (cost_json, cost_md) = crate::cost::model(&lambdas, &rows_json, template);
+
     let generated = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
         .output()
@@ -227,17 +248,57 @@ pub fn run(
         .unwrap_or_default();
     println!("\nHTTP vs peer (median over {rounds} alternating rounds; ratio = median of per-round ours/peer)");
     print!("{text}");
+    println!("\nCPU budgets\n{budget_md}");
     println!("\nLambda binaries (fake Runtime API on loopback)");
     print!("{ltext}");
+    println!("\nCost model\n{cost_md}");
     let doc = json!({
         "generated_at": generated, "machine": machine, "settings": settings, "rounds": rounds,
-        "http": rows_json, "lambda": lambdas,
+        "http": rows_json, "cpu_targets": budgets, "lambda": lambdas, "cost_model": cost_json,
         "peer_runs": peers,
     });
     std::fs::write(json_out, serde_json::to_string_pretty(&doc)? + "\n")?;
     let md_doc = format!(
-        "Measured {generated} on {machine}. {settings}\n\n{md}\nLambda binaries (release, stripped; fake Runtime API on loopback):\n\n{lmd}"
+        "Measured {generated} on {machine}. {settings}\n\n{md}\nCPU per answer against its budget (the peer's budget is 2 cores / its rate, pgbench included):\n\n{budget_md}\nLambda binaries (release; fake Runtime API on loopback):\n\n{lmd}\nCost per million requests, us-east-1, prices of 2026-12-01 (sources: bench/README.md, \"Cost model\"):\n\n{cost_md}"
     );
     std::fs::write(md_out, md_doc)?;
     Ok(())
+}
+
+/// The CPU targets, each a ratio inside this run: the server's CPU per catalogue page
+/// against its CPU per floor request, and the database's CPU per answer against the peer's
+/// whole budget per answer (the machine's CPUs divided by the peer's rate, so pgbench's own
+/// CPU is in it).
+fn cpu_targets(rows: &[Value], peers: &[Option<Value>]) -> Vec<Value> {
+    let cpus = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let cpu = |case: &str, side: &str| {
+        rows.iter()
+            .find(|r| r["case"] == case && r["clients"] == 64)
+            .and_then(|r| r["cpu_us_per_answer_median"][side].as_f64())
+    };
+    let peer_budget = |script: &str, dataset: &str| {
+        let tps: Vec<f64> = peers.iter().flatten().filter_map(|p| peer_tps(p, script, dataset, 64)).collect();
+        median(&tps).map(|tps| cpus * 1e6 / tps)
+    };
+    let target = |name: &str, measured: Option<f64>, limit: Option<f64>| {
+        json!({ "target": name, "measured_us": measured, "limit_us": limit,
+                "met": measured.zip(limit).map(|(m, l)| m <= l) })
+    };
+    vec![
+        target(
+            "list: server µs per page <= 6x per floor request",
+            cpu("products list", "server"),
+            cpu("http floor", "server").map(|f| 6.0 * f),
+        ),
+        target(
+            "list: db µs per page <= 1.5x peer budget per seed-list",
+            cpu("products list", "db"),
+            peer_budget("seed-list", "list50").map(|b| 1.5 * b),
+        ),
+        target(
+            "spread: db µs per order <= 1.3x peer budget per single-order",
+            cpu("orders spread", "db"),
+            peer_budget("single-order", "spread").map(|b| 1.3 * b),
+        ),
+    ]
 }

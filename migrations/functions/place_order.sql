@@ -83,7 +83,19 @@ BEGIN
         IF p_in_order THEN
             PERFORM take_stock_in_order(p_product_ids[1], p_quantities[1]);
         ELSIF v_nbucket < 16 THEN
-            PERFORM take_stock(p_product_ids[1], v_nbucket, p_quantities[1]);
+            -- Not split yet: take_stock's probe and update as one statement (bench/README,
+            -- session 4): the drawn bucket if no other order holds it, else (or if it is
+            -- short, or moved since this statement's snapshot) take_stock, which splits a
+            -- contended product.
+            v_pick := floor(random() * v_nbucket)::SMALLINT;
+            UPDATE product_stock SET stock = stock - p_quantities[1]
+             WHERE ctid = (SELECT s.ctid FROM product_stock s
+                            WHERE s.product_id = p_product_ids[1] AND s.bucket = v_pick
+                              FOR UPDATE SKIP LOCKED)
+               AND stock >= p_quantities[1];
+            IF NOT FOUND THEN
+                PERFORM take_stock(p_product_ids[1], v_nbucket, p_quantities[1]);
+            END IF;
         ELSE
             v_pick := floor(random() * v_nbucket)::SMALLINT;
             UPDATE product_stock SET stock = stock - p_quantities[1]

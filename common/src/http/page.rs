@@ -1,6 +1,5 @@
 //! Keyset pagination and the links that announce the next page.
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -41,7 +40,14 @@ impl Page {
     /// another page follows. `rows` were fetched with [`Self::fetch_limit`].
     pub fn respond<T: Serialize>(&self, rows: Vec<T>, id: impl Fn(&T) -> i64, path: &str) -> Response {
         let (items, next) = self.split(rows, id, path);
-        let mut response = Json(items).into_response();
+        // Sized for a page at once: grown from `Json`'s 128 bytes, a 12 KB catalogue page
+        // was copied seven times on its way to the socket.
+        let mut body = Vec::with_capacity(ITEM_BYTES * items.len() + 2);
+        if let Err(err) = serde_json::to_writer(&mut body, &items) {
+            return AppError::internal(err).into_response();
+        }
+        let mut response =
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
         if let Some(link) = next {
             response.headers_mut().insert(header::LINK, link);
         }
@@ -53,6 +59,9 @@ impl Page {
         self.limit + 1
     }
 }
+
+/// About one catalogue product in JSON (a 50-product page is 12 KB).
+const ITEM_BYTES: usize = 256;
 
 #[derive(Deserialize)]
 struct PageQuery {

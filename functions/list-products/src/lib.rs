@@ -24,5 +24,5 @@ async fn list_products(
     page: Page,
 ) -> Result<Response, AppError> {
     let rows = products::list(&**state.db.get().await?, page.after.unwrap_or(0), page.fetch_limit()).await?;
-    Ok(page.respond(rows, |p| p.id, &format!("{prefix}/api/v1/products")))
+    Ok(page.respond(rows.products()?, |p| p.id, &format!("{prefix}/api/v1/products")))
 }
