@@ -141,6 +141,13 @@ impl Correlation {
     }
 }
 
+impl Correlation {
+    /// New ids, for work no request started (the local worker's batches).
+    pub fn generated() -> Self {
+        Self::new(uuid::Uuid::new_v4().to_string(), None)
+    }
+}
+
 /// The `Root` of an X-Ray trace header, when it is a well-formed trace id.
 fn trace_root(header: &str) -> Option<String> {
     let root = header.split(';').find_map(|part| part.trim().strip_prefix("Root="))?;

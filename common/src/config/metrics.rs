@@ -32,7 +32,10 @@ impl MetricsSettings {
             });
         }
         if service.len() > 250 {
-            return Err(ConfigError::Invalid { name: "METRICS_SERVICE", reason: "must be at most 250 characters".into() });
+            return Err(ConfigError::Invalid {
+                name: "METRICS_SERVICE",
+                reason: "must be at most 250 characters".into(),
+            });
         }
         let function = optional(env, "AWS_LAMBDA_FUNCTION_NAME").unwrap_or(default.function);
         Ok(Self { namespace, service, function })
@@ -46,10 +49,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let none = |_: &str| None;
-        assert_eq!(
-            MetricsSettings::from_env(&none).ok(),
-            Some(MetricsSettings::default())
-        );
+        assert_eq!(MetricsSettings::from_env(&none).ok(), Some(MetricsSettings::default()));
         let set = |name: &str| match name {
             "METRICS_NAMESPACE" => Some("Shop/Prod".to_owned()),
             "METRICS_SERVICE" => Some(" shop-prod ".to_owned()),
@@ -57,7 +57,11 @@ mod tests {
         };
         assert_eq!(
             MetricsSettings::from_env(&set).ok(),
-            Some(MetricsSettings { namespace: "Shop/Prod".into(), service: "shop-prod".into(), function: "gamestore".into() })
+            Some(MetricsSettings {
+                namespace: "Shop/Prod".into(),
+                service: "shop-prod".into(),
+                function: "gamestore".into()
+            })
         );
         let bad = |name: &str| (name == "METRICS_NAMESPACE").then(|| ":bad".to_owned());
         assert!(MetricsSettings::from_env(&bad).is_err());
