@@ -24,6 +24,10 @@ log "contract test (schemathesis against the OpenAPI document)"
 contract=0
 scripts/contract.sh || contract=$?
 
+# The metric-line tests check EMF lines against infra/emf.schema.json with jsonschema.
+ensure_venv
+venv_install "jsonschema==4.26.0"
+
 log "cargo nextest run"
 cargo nextest run --workspace --no-fail-fast
 

@@ -5,7 +5,8 @@
 //! Layering: `crate::config` reads settings; `crate::resources` builds what a function
 //! [`Needs`] from them; this module decides when, once per execution environment:
 //!
-//! 1. logs are set up ([`telemetry::init_lambda`]);
+//! 1. logs and metrics are set up ([`telemetry::init_lambda`], [`metrics::init`]); each
+//!    invocation then writes one EMF metric line (HTTP: `crate::http`'s request span);
 //! 2. the plain settings are checked ([`Needs::check`]): a typo stops the function at init;
 //! 3. the resources are built at init when they need no secret, else on the first
 //!    invocation: AWS documents the Parameters and Secrets extension as callable only in
@@ -35,6 +36,7 @@ use tower::util::MapRequest;
 use crate::config::ProcessEnv;
 use crate::error::AppError;
 use crate::http::{PathPrefix, Routes, finish};
+use crate::metrics::{self, Correlation};
 pub use crate::resources::{Needs, QueueNeed, Resources};
 use crate::state::FromResources;
 use crate::telemetry;
@@ -103,8 +105,12 @@ where
         Box::pin(async move { Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable) })
     });
     start(needs, &resources, |resources| resources).await?;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<E>| handler(event, resources.clone())))
-        .await
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<E>| {
+        let correlation = Correlation::new(event.context.request_id.clone(), event.context.xray_trace_id.as_deref());
+        metrics::scope(correlation, handler(event, resources.clone()))
+    }))
+    .await
 }
 
 /// Steps 1, 2 and 4 of the module docs, and step 3 when it can run at init.
@@ -114,6 +120,7 @@ async fn start<T: Send + Sync + 'static>(
     resources: fn(&T) -> &Resources,
 ) -> Result<(), Error> {
     telemetry::init_lambda();
+    metrics::init(&ProcessEnv).inspect_err(log_unusable)?;
     let deferred = needs.check(&ProcessEnv).inspect_err(log_unusable)?;
     if !deferred {
         built.get().await?;

@@ -34,6 +34,7 @@ pub mod http;
 pub mod lambda;
 pub mod mail;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 pub mod queue;
 pub mod resources;

@@ -8,12 +8,23 @@ use serde::{Deserialize, Serialize};
 pub const WELCOME_EMAIL: &str = "welcome_email";
 
 /// A message as it travels on the queue: the outbox row's id (the message's unique key,
-/// which the email worker deduplicates on), its kind and its payload.
+/// which the email worker deduplicates on), its kind and its payload; then, for the logs
+/// and metrics, when the row was written and the request that wrote it. These are
+/// optional both ways: a message queued before they existed parses, and one without them
+/// is sent without the keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMessage {
     pub id: i64,
     pub kind: String,
     pub payload: serde_json::Value,
+    /// When the outbox row was written, in milliseconds since the epoch (the lags start here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The X-Ray trace id of that request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl OutboxMessage {
@@ -31,4 +42,17 @@ impl OutboxMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WelcomeEmail {
     pub to: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_queued_before_the_correlation_fields_still_parse() {
+        let old = r#"{"id":7,"kind":"welcome_email","payload":{"to":"a@example.com"}}"#;
+        let message = OutboxMessage::parse(old).ok();
+        assert_eq!(message.as_ref().map(|m| (m.id, m.request_id.clone(), m.created_ms)), Some((7, None, None)));
+        assert_eq!(message.map(|m| m.body()).as_deref(), Some(old), "no new keys when there is nothing to carry");
+    }
 }

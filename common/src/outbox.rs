@@ -15,6 +15,7 @@ use tokio_postgres::GenericClient;
 
 use crate::config::SweepConfig;
 use crate::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use crate::metrics::{self, Metric};
 use crate::queue::Publisher;
 use crate::retention::{self, PurgeReport};
 use crate::store::StoreError;
@@ -23,7 +24,7 @@ use crate::store::outbox as store;
 /// Queues a welcome email for `to` in the caller's transaction.
 pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, StoreError> {
     let payload = serde_json::to_value(WelcomeEmail { to: to.to_owned() }).map_err(StoreError::unexpected)?;
-    store::insert(db, WELCOME_EMAIL, &payload).await
+    store::insert(db, WELCOME_EMAIL, &payload, metrics::correlation().as_ref()).await
 }
 
 /// How long publishing one message may take before it is left to the sweeper.
@@ -34,7 +35,10 @@ pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 /// stays in the outbox, is logged, and the sweeper publishes it after its grace period.
 pub async fn publish_committed(db: &Pool, publisher: &dyn Publisher, message: &OutboxMessage) -> bool {
     let published = match tokio::time::timeout(PUBLISH_TIMEOUT, publisher.publish(message)).await {
-        Ok(Ok(())) => true,
+        Ok(Ok(())) => {
+            metrics::observe_since(Metric::PublishLag, message.created_ms);
+            true
+        }
         Ok(Err(err)) => {
             tracing::warn!(message_id = message.id, error = %err, "publish failed; the outbox sweeper will retry");
             false

@@ -12,6 +12,7 @@ use tokio_postgres::GenericClient;
 
 use crate::config::Limits;
 use crate::domain::Email;
+use crate::metrics::{self, Metric};
 use crate::store::StoreError;
 use crate::store::rate_limits::{self, Backoff, Counter};
 
@@ -60,7 +61,8 @@ impl LoginAttempt {
         };
         match rate_limits::hit(db, &[&attempt.pair, &attempt.account, &attempt.network]).await? {
             None => Ok(attempt),
-            Some(retry_after) => Err(ThrottleError::TooManyAttempts { retry_after }),
+            Some(retry_after) => Err(ThrottleError::TooManyAttempts { retry_after })
+                .inspect_err(|_| metrics::count(Metric::LoginsThrottled)),
         }
     }
 

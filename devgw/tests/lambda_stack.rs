@@ -142,7 +142,15 @@ async fn a_batch_with_one_failing_record_redelivers_only_that_record() {
     let row =
         db.query_one("SELECT id, kind, payload::text FROM outbox WHERE payload->>'to' = $1", &[&email]).await.unwrap();
     let payload: Value = serde_json::from_str(row.get(2)).unwrap();
-    let sent = common::message::OutboxMessage { id: row.get(0), kind: row.get(1), payload }.body();
+    let sent = common::message::OutboxMessage {
+        id: row.get(0),
+        kind: row.get(1),
+        payload,
+        created_ms: None,
+        request_id: None,
+        trace_id: None,
+    }
+    .body();
     let poison = format!("poison {}", uuid::Uuid::new_v4());
     let entries = [("sent", sent.as_str()), ("poison", poison.as_str())].map(|(id, body)| {
         aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(id).message_body(body).build().unwrap()

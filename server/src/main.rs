@@ -74,6 +74,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> Result<(), Error> {
+    common::metrics::init(&ProcessEnv)?;
     match command {
         Command::Serve { bind, port } => return serve(bind, port).await,
         Command::Worker { pause_before_send_ms, pause_before_ack_ms } => {

@@ -16,7 +16,8 @@
 //! - `admin`: the first admin, for `migrate`;
 //! - `queue`, `mail`, `outbox`: the welcome-email pipeline (the email worker's own
 //!   options read through [`parsed`] in its crate);
-//! - `cors`, `telemetry`: the HTTP layer's CORS origins and the log format.
+//! - `cors`, `telemetry`, `metrics`: the HTTP layer's CORS origins, the log format, and
+//!   the namespace and service of the EMF metric lines.
 
 mod admin;
 mod app;
@@ -25,6 +26,7 @@ mod database;
 mod jwt;
 mod limits;
 mod mail;
+mod metrics;
 mod outbox;
 mod queue;
 mod secrets;
@@ -39,6 +41,7 @@ pub use database::{DatabaseSettings, DatabaseSource, connection_string, database
 pub use jwt::{JwtSettings, MIN_JWT_SECRET_BYTES, jwt_secret_bytes};
 pub use limits::Limits;
 pub use mail::{MailBackend, MailConfig};
+pub use metrics::MetricsSettings;
 pub use outbox::{RetentionConfig, SweepConfig};
 pub use queue::QueueConfig;
 pub use secrets::{DEFAULT_EXTENSION_PORT, SecretsExtension};

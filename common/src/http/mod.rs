@@ -23,6 +23,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
+use crate::metrics::{self, Correlation};
+
 pub use headers::{ClientIp, Idempotency, created};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
@@ -98,6 +100,8 @@ fn cors(allowed_origins: Option<&str>) -> Option<CorsLayer> {
 }
 
 const REQUEST_ID: &str = "x-request-id";
+/// Locally, a caller's X-Ray trace header (API Gateway sets it in AWS; Lambda passes it in the context).
+const TRACE_ID: &str = "x-amzn-trace-id";
 
 /// Runs the request inside a span carrying its id (Lambda's request id when there is one,
 /// else the caller's `x-request-id`, else a new UUID) and echoes the id back.
@@ -108,10 +112,14 @@ async fn request_span(request: Request, next: Next) -> Response {
         .or_else(|| request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned))
         .filter(|id| !id.is_empty() && id.len() <= 128)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let trace_header = match request.lambda_context_ref() {
+        Some(ctx) => ctx.xray_trace_id.clone(),
+        None => request.headers().get(TRACE_ID).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    let correlation = Correlation::new(id.clone(), trace_header.as_deref());
+    let span = tracing::info_span!("request", request_id = %id, trace_id = %correlation.trace_id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = metrics::scope(correlation, next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {
         tracing::info!(status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "handled");
     });

@@ -7,6 +7,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{Entity, StoreError, Unavailable};
 use crate::domain::{IdempotencyKey, OrderLines, UserId};
+use crate::metrics::{self, Metric};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
@@ -67,12 +68,13 @@ pub async fn place(
     let fingerprint =
         lines.iter().map(|l| format!("{}x{}", l.product_id.get(), l.quantity.get())).collect::<Vec<_>>().join(",");
     let key = key.map(IdempotencyKey::as_str);
-    let client = pool.get().await?;
+    let client = metrics::timed(Metric::PoolWait, pool.get()).await?;
     let mut attempt = 1;
     let mut in_order = false;
     let rows = loop {
-        let result = client
-            .query_typed(
+        let result = metrics::timed(
+            Metric::DatabaseTime,
+            client.query_typed(
                 "SELECT * FROM place_order($1, $2, $3, $4, $5, $6)",
                 &[
                     (&user.get(), Type::INT8),
@@ -82,12 +84,14 @@ pub async fn place(
                     (&fingerprint, Type::TEXT),
                     (&in_order, Type::BOOL),
                 ],
-            )
-            .await;
+            ),
+        )
+        .await;
         match result {
             Ok(rows) => break rows,
             Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
                 tracing::info!(attempt, error = %err, "order rolled back by the database, retrying with ordered locks");
+                metrics::count(Metric::TransactionRetries);
                 attempt += 1;
                 in_order = true;
             }

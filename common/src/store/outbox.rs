@@ -9,6 +9,7 @@ use tokio_postgres::types::Type;
 
 use super::StoreError;
 use crate::message::OutboxMessage;
+use crate::metrics::Correlation;
 
 fn message(row: &Row) -> Result<OutboxMessage, StoreError> {
     let payload: String = row.try_get("payload")?;
@@ -16,20 +17,34 @@ fn message(row: &Row) -> Result<OutboxMessage, StoreError> {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
         payload: serde_json::from_str(&payload).map_err(StoreError::unexpected)?,
+        created_ms: row.try_get("created_ms")?,
+        request_id: row.try_get("request_id")?,
+        trace_id: row.try_get("trace_id")?,
     })
 }
 
-/// Adds a message to the outbox, in the caller's transaction.
+/// The columns [`message`] reads.
+const MESSAGE: &str = "id, kind, payload::TEXT AS payload, \
+    (extract(epoch FROM created_at) * 1000)::BIGINT AS created_ms, request_id, trace_id";
+
+/// Adds a message to the outbox, in the caller's transaction, with the ids of the request
+/// that causes it.
 pub async fn insert(
     db: &impl GenericClient,
     kind: &str,
     payload: &serde_json::Value,
+    caused_by: Option<&Correlation>,
 ) -> Result<OutboxMessage, StoreError> {
     let payload = payload.to_string();
+    let request_id = caused_by.map(|c| c.request_id.as_str());
+    let trace_id = caused_by.map(|c| c.trace_id.as_str());
     let rows = db
         .query_typed(
-            "INSERT INTO outbox (kind, payload) VALUES ($1, $2::TEXT::JSONB) RETURNING id, kind, payload::TEXT AS payload",
-            &[(&kind, Type::TEXT), (&payload, Type::TEXT)],
+            &format!(
+                "INSERT INTO outbox (kind, payload, request_id, trace_id) VALUES ($1, $2::TEXT::JSONB, $3, $4) \
+                 RETURNING {MESSAGE}"
+            ),
+            &[(&kind, Type::TEXT), (&payload, Type::TEXT), (&request_id, Type::TEXT), (&trace_id, Type::TEXT)],
         )
         .await?;
     super::single(&rows, message)
@@ -58,7 +73,8 @@ pub async fn claim_due(
 ) -> Result<Vec<OutboxMessage>, StoreError> {
     let rows = db
         .query_typed(
-            "UPDATE outbox o SET last_attempt_at = now(), attempts = o.attempts + 1 \
+            &format!(
+                "UPDATE outbox o SET last_attempt_at = now(), attempts = o.attempts + 1 \
               WHERE o.id IN ( \
                     SELECT id FROM outbox \
                      WHERE settled_at IS NULL \
@@ -68,7 +84,8 @@ pub async fn claim_due(
                      ORDER BY last_attempt_at \
                      LIMIT $3 \
                      FOR UPDATE SKIP LOCKED) \
-             RETURNING o.id, o.kind, o.payload::TEXT AS payload",
+             RETURNING {MESSAGE}"
+            ),
             &[(&millis(grace), Type::INT8), (&millis(redelivery_grace), Type::INT8), (&limit, Type::INT8)],
         )
         .await?;

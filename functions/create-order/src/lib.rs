@@ -7,6 +7,8 @@ use common::auth::Caller;
 use common::domain::{OrderLine, OrderLines, ProductId, Quantity, optional, required};
 use common::http::Routes;
 use common::http::{ApiJson, Idempotency, created, integer};
+use common::metrics::{self, Metric};
+use common::store::StoreError;
 use common::store::orders::{self, Order};
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
@@ -87,8 +89,24 @@ async fn create_order(
 ) -> Result<Response, AppError> {
     let lines = body.lines()?;
 
-    let placed = orders::place(&state.db, caller.id, &lines, key.as_ref()).await?;
+    let placed = orders::place(&state.db, caller.id, &lines, key.as_ref()).await.inspect_err(count_refusal)?;
+    count_order(&lines, placed.replayed);
 
     let body = OrderPlaced { message: "Order placed successfully", order_id: placed.order.id, order: placed.order };
     Ok(created(body, placed.replayed))
+}
+
+fn count_order(lines: &OrderLines, replayed: bool) {
+    if replayed {
+        return metrics::count(Metric::IdempotentReplays);
+    }
+    metrics::count(Metric::OrdersPlaced);
+    metrics::add(Metric::OrderLines, lines.as_slice().len() as f64);
+    metrics::add(Metric::UnitsSold, lines.as_slice().iter().map(|line| f64::from(line.quantity.get())).sum());
+}
+
+fn count_refusal(err: &StoreError) {
+    if let StoreError::OutOfStock { .. } = err {
+        metrics::count(Metric::OutOfStock);
+    }
 }

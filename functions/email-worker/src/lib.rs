@@ -47,11 +47,13 @@ use common::config::{ConfigError, Env, parsed};
 use common::domain::Email;
 use common::mail::{self, MailError, Mailer};
 use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use common::metrics::{self, Correlation, Metric};
 use common::queue::{Consumer, Delivery};
 use common::store::StoreError;
 use common::store::outbox::{self as store, Claim};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
+use tracing::Instrument;
 
 /// Settings of the worker.
 #[derive(Debug, Clone)]
@@ -129,10 +131,35 @@ impl Worker {
         Self { db, mailer, options }
     }
 
-    /// Handles one queue message body: parse, claim, send, record.
+    /// Handles one queue message body: parse, claim, send, record; logged under the ids of
+    /// the request that caused the mail, and counted.
     pub async fn handle(&self, body: &str) -> Result<Handled, Failure> {
-        let (id, to) = parse(body)?;
+        let outcome = match parse(body) {
+            Ok(welcome) => {
+                let span = tracing::info_span!(
+                    "mail",
+                    message_id = welcome.id,
+                    request_id = welcome.request_id.as_deref(),
+                    trace_id = welcome.trace_id.as_deref(),
+                );
+                let outcome = self.send_once(welcome.id, welcome.to).instrument(span).await;
+                if let Ok(Handled::Sent) = outcome {
+                    metrics::observe_since(Metric::MailLag, welcome.created_ms);
+                }
+                outcome
+            }
+            Err(failure) => Err(failure),
+        };
+        match &outcome {
+            Ok(Handled::Sent) => metrics::count(Metric::MailsSent),
+            Err(Failure::Transient(_)) => metrics::count(Metric::MailsFailed),
+            Err(Failure::Malformed(_)) => metrics::count(Metric::MailsDeadLettered),
+            Ok(_) | Err(Failure::Held(_)) => {}
+        }
+        outcome
+    }
 
+    async fn send_once(&self, id: i64, to: Email) -> Result<Handled, Failure> {
         let claim = {
             let client = self.db.get().await.map_err(transient)?;
             store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
@@ -225,7 +252,11 @@ impl Worker {
                 received = consumer.receive(self.options.batch) => received,
             };
             match received {
-                Ok(deliveries) => self.handle_deliveries(consumer, &deliveries).await,
+                Ok(deliveries) if deliveries.is_empty() => {}
+                // One metric line per batch, as one Lambda invocation of the worker writes.
+                Ok(deliveries) => {
+                    metrics::scope(Correlation::generated(), self.handle_deliveries(consumer, &deliveries)).await;
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot receive from the queue; retrying in 1 s");
                     tokio::select! {
@@ -261,8 +292,16 @@ impl Worker {
     }
 }
 
-/// The outbox id and the recipient of a welcome-email message.
-fn parse(body: &str) -> Result<(i64, Email), Failure> {
+/// A welcome-email message, checked.
+struct Welcome {
+    id: i64,
+    to: Email,
+    created_ms: Option<i64>,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+}
+
+fn parse(body: &str) -> Result<Welcome, Failure> {
     let message = OutboxMessage::parse(body).map_err(|err| Failure::Malformed(err.to_string()))?;
     if message.kind != WELCOME_EMAIL {
         return Err(Failure::Malformed(format!("unknown message kind {:?}", message.kind)));
@@ -270,7 +309,13 @@ fn parse(body: &str) -> Result<(i64, Email), Failure> {
     let welcome: WelcomeEmail =
         serde_json::from_value(message.payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))?;
     let to = Email::parse(welcome.to).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))?;
-    Ok((message.id, to))
+    Ok(Welcome {
+        id: message.id,
+        to,
+        created_ms: message.created_ms,
+        request_id: message.request_id,
+        trace_id: message.trace_id,
+    })
 }
 
 fn log_failure(queue_message: &str, failure: &Failure) {

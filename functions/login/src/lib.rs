@@ -10,6 +10,7 @@ use common::auth::verify_password;
 use common::domain::{Email, Password, required};
 use common::http::Routes;
 use common::http::{ApiJson, ClientIp};
+use common::metrics::{self, Metric};
 use common::store::users;
 use common::throttle::LoginAttempt;
 use common::{AppError, AppState};
@@ -57,10 +58,11 @@ async fn login(
     };
     let (id, role) = match (verify_password(password, stored_hash).await?, who) {
         (true, Some(who)) => who,
-        _ => return Err(AppError::InvalidCredentials),
+        _ => return Err(AppError::InvalidCredentials).inspect_err(|_| metrics::count(Metric::LoginsFailed)),
     };
     attempt.succeeded(&**db).await?;
     let token = state.jwt.issue(id, role)?;
+    metrics::count(Metric::LoginsOk);
 
     Ok(Json(Token { token, token_type: "Bearer", expires_in: state.jwt.ttl().as_secs() }))
 }

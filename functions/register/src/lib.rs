@@ -7,6 +7,7 @@ use common::auth::hash_password;
 use common::domain::{Email, Password, required};
 use common::http::Routes;
 use common::http::{ApiJson, ClientIp, Idempotency, created};
+use common::metrics::{self, Metric};
 use common::store::users::{self, RegistrationKey, User};
 use common::{AppError, AppState, outbox, throttle};
 use serde::{Deserialize, Serialize};
@@ -85,5 +86,6 @@ async fn register(
 }
 
 fn registered(user: User, replayed: bool) -> Response {
+    metrics::count(if replayed { Metric::IdempotentReplays } else { Metric::Registrations });
     created(Registered { message: "Registration successful", user }, replayed)
 }

@@ -25,7 +25,7 @@ const PASSWORD: &str = "pw-that-must-not-be-logged";
 const QUEUE_PASSWORD: &str = "queue-password-not-for-logs";
 
 /// The server's stdout and stderr, collected as it runs.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
@@ -33,6 +33,11 @@ struct Server {
 
 impl Server {
     fn start(app: &TestApp) -> Self {
+        Self::start_with(app, "text")
+    }
+
+    /// A server logging in `format` (`text`, or `json` as in Lambda).
+    pub(crate) fn start_with(app: &TestApp, format: &str) -> Self {
         let redis = testkit::services::redis_url();
         // Redis accepts any password for its password-less `default` user.
         let queue_url = redis.replacen("redis://", &format!("redis://default:{QUEUE_PASSWORD}@"), 1);
@@ -47,7 +52,7 @@ impl Server {
             .env("NO_COLOR", "1")
             .env_remove("MAIL_LOG")
             .env("RUST_LOG", "trace")
-            .env_remove("LOG_FORMAT")
+            .env("LOG_FORMAT", format)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -68,11 +73,11 @@ impl Server {
         Self { child, log, readers }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()
     }
 
-    async fn wait_for_log(&self, text: &str) -> String {
+    pub(crate) async fn wait_for_log(&self, text: &str) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();
@@ -85,7 +90,7 @@ impl Server {
     }
 
     /// Stops the process (ours, by its handle) and returns everything it wrote.
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for reader in self.readers.drain(..) {
@@ -95,18 +100,46 @@ impl Server {
     }
 }
 
-async fn call(base: &str, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn call(base: &str, path: &str, body: Value, token: Option<&str>) -> (StatusCode, Value) {
+    let (status, _, body) = call_with(base, path, body, token, &[]).await;
+    (status, body)
+}
+
+/// A POST with extra `headers`; answers the status, the headers and the JSON body.
+pub(crate) async fn call_with(
+    base: &str,
+    path: &str,
+    body: Value,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Value) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut request =
         Request::builder().method(Method::POST).uri(format!("{base}{path}")).header("content-type", "application/json");
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let response =
         client.request(request.body(Full::new(Bytes::from(body.to_string()))).expect("request")).await.expect("call");
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The server's address, from its start-up log line.
+pub(crate) async fn base_url(server: &Server) -> String {
+    let started = server.wait_for_log("serving the game store API").await;
+    let address = started
+        .lines()
+        .find(|line| line.contains("serving the game store API"))
+        .and_then(|line| line.split("address").nth(1))
+        .and_then(|rest| rest.trim_start_matches(['=', '"', ':']).split(['"', ' ']).next())
+        .unwrap_or_else(|| panic!("no listening address in the log:\n{started}"));
+    format!("http://{address}")
 }
 
 #[tokio::test]
@@ -145,6 +178,7 @@ async fn logs_of_a_user_journey_hold_only_the_masked_address() {
     let log = server.stop();
     let lower = log.to_lowercase();
     assert!(log.contains("mail sent (log mailer)"), "the log mailer did not run:\n{log}");
+    assert!(log.contains(r#"{"_aws":"#) || log.contains(r#""_aws":{"#), "no metric line in the log:\n{log}");
     assert!(lower.contains("l***@example.com"), "no masked address in the log:\n{log}");
     let secrets = [
         ("the address", "logged.person@example.com".to_owned()),

@@ -16,6 +16,7 @@ mod json_numbers;
 mod lambda_events;
 mod logs;
 mod mail_failures;
+mod metrics;
 mod migrate;
 mod order_history;
 mod orders;

@@ -1,0 +1,338 @@
+//! Metrics as CloudWatch Embedded Metric Format (EMF) log lines: one JSON line on stdout
+//! per invocation (per request locally), which CloudWatch Logs turns into metrics. No SDK
+//! call and no background task: a handler only adds to counters in memory, and the line is
+//! formatted and written when the invocation ends.
+//!
+//! [`scope`] runs one invocation with its [`Correlation`] (request id, X-Ray trace id) in
+//! a task-local; [`count`], [`add`], [`observe`] and [`timed`] record into it from anywhere
+//! below (handlers, store, outbox, worker) and do nothing outside a scope (unit tests, the
+//! migrate command). Names and units are the closed [`Metric`] enum: a typo cannot create a
+//! new (paid) custom metric. The only dimension is `Service`; the ids and the function name
+//! are plain properties, never dimensions (each value of a dimension is a metric of its own).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{ConfigError, Env, MetricsSettings, ProcessEnv};
+
+/// Every metric the store emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Orders committed (an idempotent replay is not a new order).
+    OrdersPlaced,
+    /// Lines of the orders placed.
+    OrderLines,
+    /// Units of the orders placed.
+    UnitsSold,
+    /// Orders refused with `out_of_stock`.
+    OutOfStock,
+    /// Orders and registrations answered from their Idempotency-Key.
+    IdempotentReplays,
+    Registrations,
+    LoginsOk,
+    /// Wrong email or password.
+    LoginsFailed,
+    /// Refused by the login rate limits.
+    LoginsThrottled,
+    MailsSent,
+    /// Sends that failed and go back to the queue for another try.
+    MailsFailed,
+    /// Messages that can never be handled, moved to the dead-letter queue.
+    MailsDeadLettered,
+    /// 1 on the first invocation of an execution environment (of the process locally).
+    ColdStart,
+    /// The whole invocation, as this code sees it.
+    Latency,
+    /// Time spent waiting for a database connection from the pool.
+    PoolWait,
+    /// Time spent in database calls (on the order path).
+    DatabaseTime,
+    /// Transactions run again after a serialization failure or deadlock.
+    TransactionRetries,
+    /// Outbox row written → queue acknowledged (each message published).
+    PublishLag,
+    /// Outbox row written → mail sent (each mail sent).
+    MailLag,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 19] = [
+        Self::OrdersPlaced,
+        Self::OrderLines,
+        Self::UnitsSold,
+        Self::OutOfStock,
+        Self::IdempotentReplays,
+        Self::Registrations,
+        Self::LoginsOk,
+        Self::LoginsFailed,
+        Self::LoginsThrottled,
+        Self::MailsSent,
+        Self::MailsFailed,
+        Self::MailsDeadLettered,
+        Self::ColdStart,
+        Self::Latency,
+        Self::PoolWait,
+        Self::DatabaseTime,
+        Self::TransactionRetries,
+        Self::PublishLag,
+        Self::MailLag,
+    ];
+
+    /// The metric's name in CloudWatch and the line's member holding its value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OrdersPlaced => "OrdersPlaced",
+            Self::OrderLines => "OrderLines",
+            Self::UnitsSold => "UnitsSold",
+            Self::OutOfStock => "OutOfStock",
+            Self::IdempotentReplays => "IdempotentReplays",
+            Self::Registrations => "Registrations",
+            Self::LoginsOk => "LoginsOk",
+            Self::LoginsFailed => "LoginsFailed",
+            Self::LoginsThrottled => "LoginsThrottled",
+            Self::MailsSent => "MailsSent",
+            Self::MailsFailed => "MailsFailed",
+            Self::MailsDeadLettered => "MailsDeadLettered",
+            Self::ColdStart => "ColdStart",
+            Self::Latency => "Latency",
+            Self::PoolWait => "PoolWait",
+            Self::DatabaseTime => "DatabaseTime",
+            Self::TransactionRetries => "TransactionRetries",
+            Self::PublishLag => "PublishLag",
+            Self::MailLag => "MailLag",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Self::Latency | Self::PoolWait | Self::DatabaseTime | Self::PublishLag | Self::MailLag => "Milliseconds",
+            _ => "Count",
+        }
+    }
+
+    /// Lags are kept one value per message (a batch of mails has several); the others sum.
+    fn per_event(self) -> bool {
+        matches!(self, Self::PublishLag | Self::MailLag)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which request a log line, a metric line or a mail belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correlation {
+    pub request_id: String,
+    /// The X-Ray trace id (`1-5759e988-bd862e3fe1be46a994272793`), without `Parent`/`Sampled`.
+    pub trace_id: String,
+}
+
+impl Correlation {
+    /// From a Lambda context's `xray_trace_id` or an `X-Amzn-Trace-Id` header when there is
+    /// one (`Root=1-...;Parent=...;Sampled=0`), else a new id in X-Ray's format.
+    pub fn new(request_id: String, trace_header: Option<&str>) -> Self {
+        let trace_id = trace_header.and_then(trace_root).unwrap_or_else(new_trace_id);
+        Self { request_id, trace_id }
+    }
+}
+
+impl Correlation {
+    /// New ids, for work no request started (the local worker's batches).
+    pub fn generated() -> Self {
+        Self::new(uuid::Uuid::new_v4().to_string(), None)
+    }
+}
+
+/// The `Root` of an X-Ray trace header, when it is a well-formed trace id.
+fn trace_root(header: &str) -> Option<String> {
+    let root = header.split(';').find_map(|part| part.trim().strip_prefix("Root="))?;
+    let well_formed = root.len() == 35
+        && root.starts_with("1-")
+        && root.as_bytes()[10] == b'-'
+        && root.chars().enumerate().all(|(i, c)| matches!(i, 1 | 10) || c.is_ascii_hexdigit());
+    well_formed.then(|| root.to_owned())
+}
+
+/// `1-{epoch seconds, 8 hex}-{96 random bits, 24 hex}`, as X-Ray makes them.
+fn new_trace_id() -> String {
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("1-{:08x}-{}", seconds & 0xffff_ffff, &random[..24])
+}
+
+struct Invocation {
+    correlation: Correlation,
+    values: Mutex<[Vec<f64>; Metric::ALL.len()]>,
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Invocation>;
+}
+
+static SETTINGS: OnceLock<MetricsSettings> = OnceLock::new();
+static WARM: AtomicBool = AtomicBool::new(false);
+
+/// Reads the namespace and service once per process (at init, so a bad value stops it).
+pub fn init(env: &impl Env) -> Result<(), ConfigError> {
+    let settings = MetricsSettings::from_env(env)?;
+    let _ = SETTINGS.set(settings);
+    Ok(())
+}
+
+/// Runs `invocation` with its metrics and ids, then writes its EMF line on stdout.
+pub async fn scope<F: Future>(correlation: Correlation, invocation: F) -> F::Output {
+    let started = Instant::now();
+    let current = Arc::new(Invocation { correlation, values: Mutex::new(Default::default()) });
+    if !WARM.swap(true, Ordering::Relaxed) {
+        record(&current, Metric::ColdStart, 1.0);
+    }
+    let output = CURRENT.scope(current.clone(), invocation).await;
+    record(&current, Metric::Latency, millis(started));
+    let settings = SETTINGS.get_or_init(|| MetricsSettings::from_env(&ProcessEnv).unwrap_or_default());
+    let line = line(settings, &current, now_ms());
+    // One write of the whole line, so it is never interleaved with a log line.
+    println!("{line}");
+    output
+}
+
+/// The current invocation's ids, for the outbox message it writes.
+pub fn correlation() -> Option<Correlation> {
+    CURRENT.try_with(|current| current.correlation.clone()).ok()
+}
+
+/// Adds 1 to `metric`.
+pub fn count(metric: Metric) {
+    add(metric, 1.0);
+}
+
+/// Adds `value` to `metric` (or keeps it as one more observation of a lag).
+pub fn add(metric: Metric, value: f64) {
+    let _ = CURRENT.try_with(|current| record(current, metric, value));
+}
+
+/// One observation of a lag: from `since_ms` (milliseconds since the epoch) to now.
+pub fn observe_since(metric: Metric, since_ms: Option<i64>) {
+    if let Some(since) = since_ms {
+        add(metric, (now_ms() - since).max(0) as f64);
+    }
+}
+
+/// Awaits `future`, adding the time it took to `metric`.
+pub async fn timed<F: Future>(metric: Metric, future: F) -> F::Output {
+    let started = Instant::now();
+    let output = future.await;
+    add(metric, millis(started));
+    output
+}
+
+fn record(current: &Invocation, metric: Metric, value: f64) {
+    if let Ok(mut values) = current.values.lock() {
+        let slot = &mut values[metric.index()];
+        if !metric.per_event() && !slot.is_empty() {
+            slot[0] += value;
+        } else if slot.len() < 100 {
+            // EMF holds at most 100 values per metric.
+            slot.push(value);
+        }
+    }
+}
+
+fn millis(started: Instant) -> f64 {
+    (started.elapsed().as_micros() as f64 / 1000.0).round()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// The EMF line: the `_aws` directive naming each metric recorded, the `Service` dimension,
+/// the ids as properties, and each metric's value (a number, or an array for lags).
+fn line(settings: &MetricsSettings, current: &Invocation, timestamp: i64) -> String {
+    let values = current.values.lock().map(|values| values.clone()).unwrap_or_default();
+    let mut definitions = Vec::new();
+    let mut root = Map::new();
+    for metric in Metric::ALL {
+        let value = match values[metric.index()].as_slice() {
+            [] => continue,
+            [one] => json!(one),
+            many => json!(many),
+        };
+        definitions.push(json!({"Name": metric.name(), "Unit": metric.unit()}));
+        root.insert(metric.name().into(), value);
+    }
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": settings.namespace,
+                "Dimensions": [["Service"]],
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    root.insert("Service".into(), Value::String(settings.service.clone()));
+    root.insert("Function".into(), Value::String(settings.function.clone()));
+    root.insert("RequestId".into(), Value::String(current.correlation.request_id.clone()));
+    root.insert("TraceId".into(), Value::String(current.correlation.trace_id.clone()));
+    Value::Object(root).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_are_taken_from_the_header_root_or_made() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(Correlation::new("r".into(), Some(header)).trace_id, "1-5759e988-bd862e3fe1be46a994272793");
+        for bad in [None, Some("Root=1-zz;Sampled=1"), Some("Sampled=1"), Some("Root=<script>")] {
+            let made = Correlation::new("r".into(), bad).trace_id;
+            assert!(trace_root(&format!("Root={made}")).is_some(), "{made}");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_invocation_sums_counters_and_keeps_each_lag() {
+        let current = Arc::new(Invocation {
+            correlation: Correlation { request_id: "req-1".into(), trace_id: new_trace_id() },
+            values: Mutex::new(Default::default()),
+        });
+        CURRENT
+            .scope(current.clone(), async {
+                count(Metric::OrdersPlaced);
+                add(Metric::UnitsSold, 2.0);
+                add(Metric::UnitsSold, 3.0);
+                add(Metric::MailLag, 40.0);
+                add(Metric::MailLag, 70.0);
+            })
+            .await;
+        let settings = MetricsSettings {
+            namespace: "GameStore".into(),
+            service: "gamestore".into(),
+            function: "create-order".into(),
+        };
+        let line: Value = serde_json::from_str(&line(&settings, &current, 1)).unwrap_or_default();
+        assert_eq!(line["OrdersPlaced"], 1.0);
+        assert_eq!(line["UnitsSold"], 5.0);
+        assert_eq!(line["MailLag"], json!([40.0, 70.0]));
+        assert_eq!(line["RequestId"], "req-1");
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|m| m["Name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["OrdersPlaced", "UnitsSold", "MailLag"]);
+        assert!(line.get("Registrations").is_none(), "only what was recorded: {line}");
+    }
+
+    #[test]
+    fn outside_an_invocation_nothing_is_recorded() {
+        count(Metric::OrdersPlaced);
+        assert!(correlation().is_none());
+    }
+}
