@@ -23,7 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-pub use headers::{ClientIp, Idempotency, created};
+pub use headers::{ClientIp, Idempotency, IfMatch, created, versioned};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
 pub use routes::Routes;
