@@ -10,6 +10,7 @@ RETURNS BIGINT
 LANGUAGE plpgsql AS $$
 DECLARE
     v_buckets INT;
+    v_bucket  SMALLINT;
     v_stock   BIGINT;
 BEGIN
     SELECT stock_buckets INTO v_buckets FROM products WHERE id = p_product_id;
@@ -18,9 +19,12 @@ BEGIN
                               DETAIL = p_product_id::TEXT;
     END IF;
     IF p_delta > 0 THEN
-        -- A bucket that exists whatever a concurrent split does (splits only add buckets).
+        -- Drawn once, here: random() in the WHERE clause would be drawn per row and match
+        -- no bucket, or several. The bucket exists whatever a concurrent split does (splits
+        -- only add buckets).
+        v_bucket := floor(random() * v_buckets)::SMALLINT;
         UPDATE product_stock SET stock = stock + p_delta
-         WHERE product_id = p_product_id AND bucket = floor(random() * v_buckets)::SMALLINT;
+         WHERE product_id = p_product_id AND bucket = v_bucket;
     ELSE
         PERFORM take_stock_in_order(p_product_id, -p_delta);
     END IF;
