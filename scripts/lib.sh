@@ -297,7 +297,7 @@ PY
   local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
   local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref "DbProxy.Endpoint=$db_host"
     --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
-    --ref MailFrom=welcome@gamestore.example --extension-port "$ext_port")
+    --ref MailFrom=welcome@gamestore.example --ref StageName=local --extension-port "$ext_port")
   # What Lambda itself gives a function (credentials, region) and what differs locally:
   # LocalStack's endpoint, the local Postgres port, no TLS.
   local sets=() pair

@@ -50,6 +50,14 @@ pub enum AppError {
     OutOfStock { product_id: i64 },
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("Product is archived")]
+    ProductArchived { product_id: i64 },
+    #[error("Not enough stock to remove")]
+    InsufficientStock { product_id: i64 },
+    #[error("The product changed since you read it: GET it again and retry with its ETag")]
+    VersionMismatch,
+    #[error("If-Match with the product's ETag required")]
+    PreconditionRequired,
 
     /// The connection was lost while an order was being placed: it may have committed. Not
     /// 503, whose `Retry-After` invites a blind retry that could buy twice.
@@ -96,9 +104,14 @@ impl AppError {
             Self::TooManyAttempts { .. } | Self::TooManyRegistrations { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
-                StatusCode::CONFLICT
-            }
+            Self::EmailTaken
+            | Self::SkuTaken
+            | Self::OutOfStock { .. }
+            | Self::IdempotencyKeyReused
+            | Self::ProductArchived { .. }
+            | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
+            Self::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::CommitUnknown(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,6 +139,10 @@ impl AppError {
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::ProductArchived { .. } => "product_archived",
+            Self::InsufficientStock { .. } => "insufficient_stock",
+            Self::VersionMismatch => "version_mismatch",
+            Self::PreconditionRequired => "if_match_required",
             Self::CommitUnknown(_) => "commit_unknown",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -151,7 +168,10 @@ impl IntoResponse for AppError {
                 _ => None,
             },
             product_id: match &self {
-                Self::ProductNotFound { product_id } | Self::OutOfStock { product_id } => Some(*product_id),
+                Self::ProductNotFound { product_id }
+                | Self::OutOfStock { product_id }
+                | Self::ProductArchived { product_id }
+                | Self::InsufficientStock { product_id } => Some(*product_id),
                 _ => None,
             },
         };

@@ -317,11 +317,31 @@ impl Bindings {
             return self.get(&name).map(str::to_owned);
         }
         match value {
+            Value::Tagged(tagged) if tagged.tag == "Sub" && tagged.value.is_string() => {
+                self.substitute(tagged.value.as_str().unwrap_or_default())
+            }
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
             other => Err(TemplateError::Unbound(format!("{other:?}"))),
         }
+    }
+}
+
+impl Bindings {
+    /// `!Sub "a-${X}"`, its one-string form: each `${X}` is X's bound value.
+    fn substitute(&self, text: &str) -> Result<String, TemplateError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| TemplateError::Unbound(text.to_owned()))?;
+            out.push_str(self.get(&after[..end])?);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 }
 
@@ -424,6 +444,7 @@ mod tests {
                 ("DbName", "gamestore"),
                 ("EmailQueue", "http://queue"),
                 ("MailFrom", "welcome@example.com"),
+                ("StageName", "dev"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );

@@ -1,4 +1,5 @@
--- A page of the catalogue (keyset: ids above p_after, in id order) with each product's stock.
+-- A page of the catalogue (keyset: ids above p_after, in id order, archived products left
+-- out) with each product's stock.
 -- The page's stock is summed in one range scan of product_stock; a subquery per product
 -- started one index scan per product, which cost more than everything else the list does.
 -- PL/pgSQL keeps the plan for the session: the statement is unnamed (RDS Proxy never pins
@@ -12,7 +13,7 @@ BEGIN
     RETURN QUERY
     WITH page AS (
         SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at
-          FROM products p WHERE p.id > p_after ORDER BY p.id LIMIT p_limit
+          FROM products p WHERE p.id > p_after AND p.archived_at IS NULL ORDER BY p.id LIMIT p_limit
     )
     SELECT g.id, g.name, g.description, g.price, g.sku, g.created_at, g.updated_at,
            coalesce(s.stock, 0)::BIGINT

@@ -1,9 +1,9 @@
 -- Places one order in the caller's transaction (one round trip in autocommit) and returns
 -- its lines. Lines must come merged and sorted by product id: stock is taken in that order,
 -- so two orders for the same products cannot deadlock. Raises GS404 for an unknown product,
--- GS409 when one is short (product id in DETAIL); either way nothing is written. The order
--- rows are inserted before any stock row is locked, so the locks are held for the stock
--- updates and the commit only.
+-- GS409 when one is short, GS410 when one is archived (product id in DETAIL); either way
+-- nothing is written. The order rows are inserted before any stock row is locked, so the
+-- locks are held for the stock updates and the commit only.
 --
 -- p_in_order false takes each line as take_stock does (the one-line fast path, nearly all
 -- traffic, inlined: one UPDATE of one random bucket) and raises 40001 when a line would have
@@ -106,6 +106,7 @@ BEGIN
                 PERFORM take_free_stock(p_product_ids[1], p_quantities[1]);
             END IF;
         END IF;
+        PERFORM refuse_archived(p_product_ids);
         order_id := v_order;
         created_at := v_created;
         product_id := p_product_ids[1];
@@ -146,6 +147,7 @@ BEGIN
             PERFORM take_stock(p_product_ids[i], v_buckets[i], p_quantities[i]);
         END IF;
     END LOOP;
+    PERFORM refuse_archived(p_product_ids);
 
     RETURN QUERY
     SELECT v_order, v_created, t.pid, t.q, t.pr, FALSE

@@ -337,6 +337,9 @@ const SECRETS_USED: &[(&str, &[&str])] = &[
             "ListProductsFunction",
             "GetProductFunction",
             "CreateProductFunction",
+            "UpdateProductFunction",
+            "RestockProductFunction",
+            "ArchiveProductFunction",
             "CreateOrderFunction",
             "ListOrdersFunction",
             "EmailWorkerFunction",
@@ -344,7 +347,18 @@ const SECRETS_USED: &[(&str, &[&str])] = &[
             "MigrateFunction",
         ],
     ),
-    ("JwtSecret", &["LoginFunction", "CreateProductFunction", "CreateOrderFunction", "ListOrdersFunction"]),
+    (
+        "JwtSecret",
+        &[
+            "LoginFunction",
+            "CreateProductFunction",
+            "UpdateProductFunction",
+            "RestockProductFunction",
+            "ArchiveProductFunction",
+            "CreateOrderFunction",
+            "ListOrdersFunction",
+        ],
+    ),
     ("AdminSecret", &["MigrateFunction"]),
 ];
 

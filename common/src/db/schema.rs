@@ -19,9 +19,13 @@ macro_rules! function_files {
     };
 }
 const FUNCTIONS: &[(&str, &str)] = function_files![
+    "adjust_stock",
+    "archive_product",
     "list_products",
+    "lock_stock",
     "place_order",
     "rate_limit_hit",
+    "refuse_archived",
     "split_stock",
     "take_free_stock",
     "take_stock",

@@ -6,7 +6,7 @@ mod product;
 mod user;
 
 pub use order::{IdempotencyKey, OrderLine, OrderLines, Quantity};
-pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock};
+pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock, StockDelta, StockReason};
 pub use user::{Email, Masked, Password, Role, UserId};
 
 use crate::error::AppError;

@@ -132,3 +132,46 @@ impl Stock {
         self.0
     }
 }
+
+/// A change of stock made by an admin: a non-zero number of units, added when positive,
+/// removed when negative, at most a million either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StockDelta(i32);
+
+impl StockDelta {
+    pub const MAX: i32 = 1_000_000;
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        match i32::try_from(raw) {
+            Ok(delta) if delta != 0 && delta.abs() <= Self::MAX => Ok(Self(delta)),
+            _ => invalid(format!("must be a non-zero integer between -{0} and {0}", Self::MAX)),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// Why stock was changed, as the ledger records it: 1 to 500 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StockReason(String);
+
+impl StockReason {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(raw: String) -> Result<Self, Invalid> {
+        let reason = raw.trim();
+        if reason.is_empty() || reason.chars().count() > Self::MAX_CHARS {
+            return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        if reason.chars().any(char::is_control) {
+            return invalid("must not contain control characters");
+        }
+        Ok(Self(reason.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -20,6 +20,9 @@ impl From<StoreError> for AppError {
             },
             StoreError::OutOfStock { product_id } => Self::OutOfStock { product_id },
             StoreError::KeyReused => Self::IdempotencyKeyReused,
+            StoreError::Archived { product_id } => Self::ProductArchived { product_id },
+            StoreError::StockShort { product_id } => Self::InsufficientStock { product_id },
+            StoreError::VersionMismatch => Self::VersionMismatch,
             StoreError::Unavailable { kind: Unavailable::CommitUnknown, source } => Self::CommitUnknown(source),
             StoreError::Unavailable { source, .. } => Self::Unavailable(source),
             StoreError::Unexpected(source) => Self::Internal(source),
@@ -92,6 +95,9 @@ mod tests {
         );
         assert_eq!(answer(StoreError::OutOfStock { product_id: 7 }), (StatusCode::CONFLICT, "out_of_stock"));
         assert_eq!(answer(StoreError::KeyReused), (StatusCode::CONFLICT, "idempotency_key_reused"));
+        assert_eq!(answer(StoreError::Archived { product_id: 7 }), (StatusCode::CONFLICT, "product_archived"));
+        assert_eq!(answer(StoreError::StockShort { product_id: 7 }), (StatusCode::CONFLICT, "insufficient_stock"));
+        assert_eq!(answer(StoreError::VersionMismatch), (StatusCode::PRECONDITION_FAILED, "version_mismatch"));
         assert_eq!(answer(unavailable(Unavailable::CommitUnknown)), (StatusCode::BAD_GATEWAY, "commit_unknown"));
         for kind in [Unavailable::Pool, Unavailable::ConnectionLost, Unavailable::Timeout] {
             assert_eq!(answer(unavailable(kind)), (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"));

@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::metrics::{self, Correlation};
 
-pub use headers::{ClientIp, Idempotency, created};
+pub use headers::{ClientIp, Idempotency, IfMatch, created, versioned};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
 pub use routes::Routes;

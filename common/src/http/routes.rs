@@ -32,6 +32,14 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self.on(Method::POST, MethodFilter::POST, path, handler)
     }
 
+    pub fn patch<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::PATCH, MethodFilter::PATCH, path, handler)
+    }
+
+    pub fn delete<H: Handler<T, S>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on(Method::DELETE, MethodFilter::DELETE, path, handler)
+    }
+
     fn on<H: Handler<T, S>, T: 'static>(
         mut self,
         method: Method,

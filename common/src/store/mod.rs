@@ -10,6 +10,7 @@ pub mod orders;
 pub mod outbox;
 pub mod products;
 pub mod rate_limits;
+pub mod stock;
 pub mod users;
 
 #[cfg(test)]
@@ -39,6 +40,15 @@ pub enum StoreError {
     /// Too little stock for the product; nothing was written.
     #[error("product {product_id} is out of stock")]
     OutOfStock { product_id: i64 },
+    /// The product is archived: it takes no new orders; nothing was written.
+    #[error("product {product_id} is archived")]
+    Archived { product_id: i64 },
+    /// Removing stock would take the product below zero; nothing was written.
+    #[error("product {product_id} has less stock than the removal")]
+    StockShort { product_id: i64 },
+    /// The row changed since the version the caller read; nothing was written.
+    #[error("the row changed since the version the caller read")]
+    VersionMismatch,
     /// An idempotency key came back with a different request; nothing was written.
     #[error("idempotency key was already used for a different request")]
     KeyReused,

@@ -166,15 +166,15 @@ fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, StoreError> {
     Ok(orders)
 }
 
-fn is_transient(err: &tokio_postgres::Error) -> bool {
+pub(super) fn is_transient(err: &tokio_postgres::Error) -> bool {
     matches!(err.code(), Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-/// Maps the SQLSTATEs `place_order` raises: GS404 and GS409 (product id in DETAIL), GS422;
+/// Maps the SQLSTATEs `place_order` raises: GS404, GS409 and GS410 (product id in DETAIL), GS422;
 /// any other answer is classified as every statement's is. An ERROR answer means the
 /// statement was rolled back. Anything else once it was sent (the connection closed, the
 /// backend ended with FATAL or PANIC) may have come after the commit.
-fn order_error(err: tokio_postgres::Error) -> StoreError {
+pub(super) fn order_error(err: tokio_postgres::Error) -> StoreError {
     let commit_unknown = |err| StoreError::Unavailable { kind: Unavailable::CommitUnknown, source: Box::new(err) };
     let Some(db) = err.as_db_error() else { return commit_unknown(err) };
     if matches!(db.parsed_severity(), Some(Severity::Fatal | Severity::Panic)) {
@@ -184,6 +184,7 @@ fn order_error(err: tokio_postgres::Error) -> StoreError {
     match db.code().code() {
         "GS404" => StoreError::NotFound { entity: Entity::Product, id: product_id() },
         "GS409" => StoreError::OutOfStock { product_id: product_id() },
+        "GS410" => StoreError::Archived { product_id: product_id() },
         "GS422" => StoreError::KeyReused,
         _ => err.into(),
     }

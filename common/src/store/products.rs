@@ -4,10 +4,11 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
-use super::StoreError;
+use super::{Entity, StoreError};
 use crate::domain::{Cents, Description, ProductId, ProductName, Sku, Stock};
 
-/// A product as the API shows it; `stock` is the sum of its stock buckets.
+/// A product as the API shows it; `stock` is the sum of its stock buckets. `archived_at`
+/// appears only on an archived product, which only a read by id returns.
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {
     pub id: i64,
@@ -20,6 +21,24 @@ pub struct Product {
     pub created_at: OffsetDateTime,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<OffsetDateTime>,
+}
+
+/// A product read with its version, which every edit bumps (the ETag).
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub product: Product,
+    pub version: i64,
+}
+
+/// The fields an edit changes; `None` keeps the stored value.
+#[derive(Default)]
+pub struct Changes {
+    pub name: Option<ProductName>,
+    pub description: Option<Description>,
+    pub price: Option<Cents>,
+    pub sku: Option<Sku>,
 }
 
 /// A product of a catalogue page, its text borrowed from the database row: the page is
@@ -93,7 +112,14 @@ fn product(row: &Row) -> Result<Product, StoreError> {
         stock: row.try_get("stock")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        archived_at: None,
     })
+}
+
+/// A row of [`product`]'s columns plus `archived_at` and `version`.
+fn versioned(row: &Row) -> Result<Versioned, StoreError> {
+    let product = Product { archived_at: row.try_get("archived_at")?, ..product(row)? };
+    Ok(Versioned { product, version: row.try_get("version")? })
 }
 
 /// Inserts the product and spreads its stock evenly over its buckets, in one statement.
@@ -125,13 +151,62 @@ pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product
     super::single(&rows, product)
 }
 
-pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Product>, StoreError> {
+/// The product with its version, archived or not.
+pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Versioned>, StoreError> {
     const SQL: &str = "\
-        SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, \
+        SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, p.archived_at, p.version, \
                (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock \
           FROM products p WHERE p.id = $1";
     let rows = db.query_typed(SQL, &[(&id.get(), Type::INT8)]).await?;
-    rows.first().map(product).transpose()
+    rows.first().map(versioned).transpose()
+}
+
+/// Applies `changes` if the product is still at one of the `expected` versions (`None`:
+/// whichever it is) and bumps its version, in one statement: two edits made from one read
+/// cannot both succeed. An unknown product is [`StoreError::NotFound`], another version
+/// [`StoreError::VersionMismatch`], a taken SKU [`StoreError::Conflict`] on `products_sku_key`.
+pub async fn update(
+    db: &impl GenericClient,
+    id: ProductId,
+    expected: Option<&[i64]>,
+    changes: &Changes,
+) -> Result<Versioned, StoreError> {
+    const SQL: &str = "\
+        WITH p AS ( \
+            UPDATE products SET name = coalesce($3, name), description = coalesce($4, description), \
+                   price = coalesce($5, price), sku = coalesce($6, sku), version = version + 1, updated_at = now() \
+             WHERE id = $1 AND ($2::BIGINT[] IS NULL OR version = ANY ($2)) \
+            RETURNING id, name, description, price, sku, created_at, updated_at, archived_at, version \
+        ) \
+        SELECT p.*, (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock \
+          FROM p";
+    let rows = db
+        .query_typed(
+            SQL,
+            &[
+                (&id.get(), Type::INT8),
+                (&expected, Type::INT8_ARRAY),
+                (&changes.name.as_ref().map(ProductName::as_str), Type::TEXT),
+                (&changes.description.as_ref().map(Description::as_str), Type::TEXT),
+                (&changes.price.map(Cents::get), Type::INT8),
+                (&changes.sku.as_ref().map(Sku::as_str), Type::TEXT),
+            ],
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => versioned(row),
+        None if get(db, id).await?.is_some() => Err(StoreError::VersionMismatch),
+        None => Err(StoreError::NotFound { entity: Entity::Product, id: id.get() }),
+    }
+}
+
+/// Archives the product (`archive_product`, migrations/functions): hidden from the catalogue,
+/// refused by orders from the moment this commits, still readable by id, its SKU still
+/// taken. Archiving an archived product changes nothing. An unknown one is [`StoreError::NotFound`].
+pub async fn archive(db: &impl GenericClient, id: ProductId) -> Result<(), StoreError> {
+    let rows = db.query_typed("SELECT archive_product($1)", &[(&id.get(), Type::INT8)]).await?;
+    let found: bool = super::single(&rows, |row| Ok(row.try_get(0)?))?;
+    if found { Ok(()) } else { Err(StoreError::NotFound { entity: Entity::Product, id: id.get() }) }
 }
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).

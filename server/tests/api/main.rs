@@ -4,6 +4,7 @@
 //! links once.
 
 mod addresses;
+mod archive;
 mod auth;
 mod bad_input;
 mod carts;
@@ -22,9 +23,11 @@ mod order_history;
 mod orders;
 mod outbox_recovery;
 mod process;
+mod product_edit;
 mod products;
 mod registration_limits;
 mod retention;
 mod soak;
 mod sql_functions;
+mod stock_changes;
 mod throttling;
