@@ -308,6 +308,7 @@ PY
   (exec setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --env-file "$dir/functions.env" \
     >"$dir/watch.log" 2>&1) &
   echo $! >"$dir/watch.pid"
+  wait_for_port "$watch_port" "$(cat "$dir/watch.pid"):$dir/watch.log"
   AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" --invoke "http://127.0.0.1:$watch_port" \
     --aws-endpoint "$endpoint" "$@" >"$dir/devgw.log" 2>&1 &
@@ -321,7 +322,12 @@ PY
 # and without a body: each answers 4xx (or a read) and changes nothing.
 lambda_stack_warm() {
   local api=$1
-  curl -sf --max-time 600 -o /dev/null "$api/api/v1/openapi.json" || die "openapi did not answer"
+  local i
+  for i in $(seq 60); do
+    curl -sf --max-time 600 -o /dev/null "$api/api/v1/openapi.json" && break
+    [ "$i" = 60 ] && die "openapi did not answer"
+    sleep 1
+  done
   curl -sf "$api/api/v1/openapi.json" | .venv/bin/python -c '
 import json, re, sys
 for path, ops in json.load(sys.stdin)["paths"].items():
