@@ -78,13 +78,14 @@ where
         Box::pin(async move {
             let resources = Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable)?;
             let state = S::from_resources(&resources)?;
-            Ok((service(routes().with_state(state)), resources))
+            let routes = routes();
+            for (method, path) in routes.table() {
+                tracing::debug!(%method, path, "serving");
+            }
+            Ok((service(routes.with_state(state)), resources))
         })
     });
     start(needs, &app, |(_, resources)| resources).await?;
-    for (method, path) in routes().table() {
-        tracing::debug!(%method, path, "serving");
-    }
     lambda_http::run(lambda_http::service_fn(move |request: Request| {
         let app = app.clone();
         async move { Ok::<_, Error>(answer(&app, request).await) }

@@ -253,7 +253,8 @@ fn now_ms() -> i64 {
 /// The EMF line: the `_aws` directive naming each metric recorded, the `Service` dimension,
 /// the ids as properties, and each metric's value (a number, or an array for lags).
 fn line(settings: &MetricsSettings, current: &Invocation, timestamp: i64) -> String {
-    let values = current.values.lock().map(|values| values.clone()).unwrap_or_default();
+    // The invocation is over: its values are read in place, not copied.
+    let values = current.values.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut definitions = Vec::new();
     let mut root = Map::new();
     for metric in Metric::ALL {

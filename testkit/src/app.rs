@@ -177,6 +177,15 @@ impl TestApp {
         self.jwt().issue(UserId::new(id), role).expect("issue token")
     }
 
+    /// [`Self::user_token`] for `count` users of `role`.
+    pub async fn user_tokens(&self, role: Role, count: usize) -> Vec<String> {
+        let mut tokens = Vec::with_capacity(count);
+        for _ in 0..count {
+            tokens.push(self.user_token(role).await);
+        }
+        tokens
+    }
+
     /// Creates a product through the API as an admin and returns its id.
     pub async fn product(&self, sku: &str, price: i64, stock: i64) -> i64 {
         let admin = self.user_token(Role::Admin).await;

@@ -64,21 +64,23 @@ pub struct ProductPage(Vec<Row>);
 impl ProductPage {
     /// The page's products, borrowed from its rows.
     pub fn products(&self) -> Result<Vec<ProductRef<'_>>, StoreError> {
-        self.0
-            .iter()
-            .map(|row| {
-                Ok(ProductRef {
-                    id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    description: row.try_get("description")?,
-                    price: row.try_get("price")?,
-                    sku: row.try_get("sku")?,
-                    stock: row.try_get("stock")?,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        self.0.iter().map(ProductRef::from_row).collect()
+    }
+}
+
+impl<'a> ProductRef<'a> {
+    /// A product's columns, borrowed from the row that holds them.
+    fn from_row(row: &'a Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            price: row.try_get("price")?,
+            sku: row.try_get("sku")?,
+            stock: row.try_get("stock")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
     }
 }
 
@@ -103,15 +105,16 @@ pub struct NewProduct {
 }
 
 fn product(row: &Row) -> Result<Product, StoreError> {
+    let columns = ProductRef::from_row(row)?;
     Ok(Product {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        price: row.try_get("price")?,
-        sku: row.try_get("sku")?,
-        stock: row.try_get("stock")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: columns.id,
+        name: columns.name.to_owned(),
+        description: columns.description.to_owned(),
+        price: columns.price,
+        sku: columns.sku.to_owned(),
+        stock: columns.stock,
+        created_at: columns.created_at,
+        updated_at: columns.updated_at,
         archived_at: None,
     })
 }

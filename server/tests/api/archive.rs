@@ -80,10 +80,7 @@ async fn no_order_commits_after_the_archive() {
     const BUYERS: usize = 24;
     let app = Arc::new(TestApp::spawn().await);
     let admin = app.user_token(Role::Admin).await;
-    let mut buyers = Vec::new();
-    for _ in 0..BUYERS {
-        buyers.push(app.user_token(Role::User).await);
-    }
+    let buyers = app.user_tokens(Role::User, BUYERS).await;
     for round in 0..8 {
         let product = app.product(&format!("ARCH-RACE-{round}"), 100, 1000).await;
         if round % 2 == 0 {

@@ -140,10 +140,7 @@ async fn orders_for_a_product_running_low_never_deadlock() {
 async fn buyers_of_a_product_running_low_never_get_a_server_error() {
     let app = TestApp::spawn().await;
     let servers = Arc::new([app.sibling().await, app.sibling().await, app.sibling().await]);
-    let mut tokens = Vec::new();
-    for _ in 0..BUYERS {
-        tokens.push(app.user_token(Role::User).await);
-    }
+    let tokens = app.user_tokens(Role::User, BUYERS).await;
     let place = Arc::new({
         let servers = servers.clone();
         move |buyer: usize, products: Arc<Vec<i64>>, quantity: i64| {

@@ -110,10 +110,7 @@ async fn concurrent_buyers_never_oversell() {
     const STOCK: i64 = 10;
     const BUYERS: usize = 50;
     let app = Arc::new(TestApp::spawn().await);
-    let mut tokens = Vec::new();
-    for _ in 0..BUYERS {
-        tokens.push(app.user_token(Role::User).await);
-    }
+    let tokens = app.user_tokens(Role::User, BUYERS).await;
 
     for round in 0..5 {
         let product = app.product(&format!("RACE-{round}"), 999, STOCK).await;

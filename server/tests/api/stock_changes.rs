@@ -97,10 +97,7 @@ async fn restocks_and_removals_racing_orders_keep_the_stock_exact() {
     const BUYERS: usize = 24;
     let app = Arc::new(TestApp::spawn().await);
     let admin = app.user_token(Role::Admin).await;
-    let mut buyers = Vec::new();
-    for _ in 0..BUYERS {
-        buyers.push(app.user_token(Role::User).await);
-    }
+    let buyers = app.user_tokens(Role::User, BUYERS).await;
     for round in 0..6 {
         let product = app.product(&format!("RESTOCK-{round}"), 100, INITIAL).await;
         if round % 2 == 0 {
