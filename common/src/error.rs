@@ -37,6 +37,8 @@ pub enum AppError {
 
     #[error("Product not found")]
     ProductNotFound { product_id: i64 },
+    #[error("Order not found")]
+    OrderNotFound,
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed")]
@@ -50,6 +52,8 @@ pub enum AppError {
     OutOfStock { product_id: i64 },
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("The time to cancel this order is over")]
+    CancelWindowClosed,
 
     /// The connection was lost while an order was being placed: it may have committed. Not
     /// 503, whose `Retry-After` invites a blind retry that could buy twice.
@@ -94,11 +98,13 @@ impl AppError {
             }
             Self::AdminOnly => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } | Self::TooManyRegistrations { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ProductNotFound { .. } | Self::OrderNotFound | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::EmailTaken | Self::SkuTaken | Self::OutOfStock { .. } | Self::IdempotencyKeyReused => {
-                StatusCode::CONFLICT
-            }
+            Self::EmailTaken
+            | Self::SkuTaken
+            | Self::OutOfStock { .. }
+            | Self::IdempotencyKeyReused
+            | Self::CancelWindowClosed => StatusCode::CONFLICT,
             Self::CommitUnknown(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,12 +126,14 @@ impl AppError {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::TooManyRegistrations { .. } => "too_many_registrations",
             Self::ProductNotFound { .. } => "product_not_found",
+            Self::OrderNotFound => "order_not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::EmailTaken => "email_taken",
             Self::SkuTaken => "sku_taken",
             Self::OutOfStock { .. } => "out_of_stock",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::CancelWindowClosed => "cancel_window_closed",
             Self::CommitUnknown(_) => "commit_unknown",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",

@@ -19,6 +19,7 @@ macro_rules! function_files {
     };
 }
 const FUNCTIONS: &[(&str, &str)] = function_files![
+    "cancel_order",
     "list_products",
     "place_order",
     "rate_limit_hit",

@@ -39,6 +39,9 @@ pub enum StoreError {
     /// Too little stock for the product; nothing was written.
     #[error("product {product_id} is out of stock")]
     OutOfStock { product_id: i64 },
+    /// The buyer's time to cancel the order is over; nothing was written.
+    #[error("the order can no longer be cancelled by its buyer")]
+    CancelWindowClosed,
     /// An idempotency key came back with a different request; nothing was written.
     #[error("idempotency key was already used for a different request")]
     KeyReused,
@@ -58,12 +61,14 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
     Product,
+    Order,
 }
 
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Product => "product",
+            Self::Order => "order",
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The welcome-email worker. One handler for one queue message, fed two ways: on Lambda by
+//! The email worker: welcome, order-confirmation and cancellation mails. One handler for one queue message, fed two ways: on Lambda by
 //! SQS batches ([`Worker::handle_sqs`], partial failures reported in `batchItemFailures`),
 //! elsewhere by polling a queue ([`Worker::run`]: Redis Streams, or SQS against LocalStack).
 //!
@@ -45,8 +45,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::{ConfigError, Env, parsed};
 use common::domain::Email;
+use common::mail::Mail;
 use common::mail::{self, MailError, Mailer};
-use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use common::message::{ORDER_CANCELLED, ORDER_CONFIRMATION, OrderMail, OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use common::queue::{Consumer, Delivery};
 use common::store::StoreError;
 use common::store::outbox::{self as store, Claim};
@@ -131,7 +132,7 @@ impl Worker {
 
     /// Handles one queue message body: parse, claim, send, record.
     pub async fn handle(&self, body: &str) -> Result<Handled, Failure> {
-        let (id, to) = parse(body)?;
+        let (id, to, mail) = parse(body)?;
 
         let claim = {
             let client = self.db.get().await.map_err(transient)?;
@@ -140,11 +141,11 @@ impl Worker {
         match claim {
             Claim::Acquired => {}
             Claim::AlreadySent => {
-                tracing::info!(message_id = id, "welcome mail already sent; redelivery skipped");
+                tracing::info!(message_id = id, "mail already sent; redelivery skipped");
                 return Ok(Handled::AlreadySent);
             }
             Claim::AlreadyRejected => {
-                tracing::info!(message_id = id, "welcome mail rejected earlier; redelivery skipped");
+                tracing::info!(message_id = id, "mail rejected earlier; redelivery skipped");
                 return Ok(Handled::Rejected);
             }
             Claim::Held => return Err(Failure::Held(id)),
@@ -154,13 +155,13 @@ impl Worker {
 
         // A send never outlives the claim: past the lease another worker may take it over.
         let send_limit = self.options.lease.mul_f64(2.0 / 3.0);
-        match tokio::time::timeout(send_limit, self.mailer.send(&mail::welcome(to.as_str()))).await {
+        match tokio::time::timeout(send_limit, self.mailer.send(&mail)).await {
             Ok(Ok(())) => {}
             Ok(Err(MailError::Rejected { code, reason })) => {
                 // Settled: acknowledged rather than retried into the dead-letter queue. If it
                 // cannot be recorded, the retry is refused the same way and records it then.
                 self.reject(id, &format!("{code}: {reason}")).await.map_err(transient)?;
-                tracing::warn!(message_id = id, code, "welcome mail rejected for good; recorded, not retried");
+                tracing::warn!(message_id = id, code, "mail rejected for good; recorded, not retried");
                 return Ok(Handled::Rejected);
             }
             Ok(Err(err)) => {
@@ -177,9 +178,9 @@ impl Worker {
             // Acknowledging anyway: a redelivery would send it again at once. The outbox row
             // stays unsettled, so the sweeper republishes it after the redelivery grace and it
             // is sent a second time then: the at-least-once side of the crash window above.
-            tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
+            tracing::error!(message_id = id, error = %err, "mail sent but not recorded");
         }
-        tracing::info!(message_id = id, to = %to.masked(), "welcome mail sent");
+        tracing::info!(message_id = id, to = %to.masked(), subject = %mail.subject, "mail sent");
         Ok(Handled::Sent)
     }
 
@@ -261,16 +262,34 @@ impl Worker {
     }
 }
 
-/// The outbox id and the recipient of a welcome-email message.
-fn parse(body: &str) -> Result<(i64, Email), Failure> {
+/// The outbox id, the recipient and the mail of a message, by its kind.
+fn parse(body: &str) -> Result<(i64, Email, Mail), Failure> {
     let message = OutboxMessage::parse(body).map_err(|err| Failure::Malformed(err.to_string()))?;
-    if message.kind != WELCOME_EMAIL {
-        return Err(Failure::Malformed(format!("unknown message kind {:?}", message.kind)));
-    }
-    let welcome: WelcomeEmail =
-        serde_json::from_value(message.payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))?;
-    let to = Email::parse(welcome.to).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))?;
-    Ok((message.id, to))
+    let (to, mail) = match message.kind.as_str() {
+        WELCOME_EMAIL => {
+            let welcome: WelcomeEmail = payload(message.payload)?;
+            let to = recipient(welcome.to)?;
+            let mail = mail::welcome(to.as_str());
+            (to, mail)
+        }
+        kind @ (ORDER_CONFIRMATION | ORDER_CANCELLED) => {
+            let order: OrderMail = payload(message.payload)?;
+            let to = recipient(order.to.clone())?;
+            let render = if kind == ORDER_CONFIRMATION { mail::order_confirmation } else { mail::order_cancelled };
+            // Sent to the parsed address, whatever the payload spelled.
+            (to.clone(), Mail { to: to.as_str().to_owned(), ..render(&order) })
+        }
+        kind => return Err(Failure::Malformed(format!("unknown message kind {kind:?}"))),
+    };
+    Ok((message.id, to, mail))
+}
+
+fn payload<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, Failure> {
+    serde_json::from_value(payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))
+}
+
+fn recipient(raw: String) -> Result<Email, Failure> {
+    Email::parse(raw).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))
 }
 
 fn log_failure(queue_message: &str, failure: &Failure) {
