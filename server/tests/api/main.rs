@@ -18,6 +18,7 @@ mod logs;
 mod mail_failures;
 mod migrate;
 mod order_history;
+mod order_lifecycle;
 mod orders;
 mod outbox_recovery;
 mod process;
