@@ -339,12 +339,26 @@ const SECRETS_USED: &[(&str, &[&str])] = &[
             "CreateProductFunction",
             "CreateOrderFunction",
             "ListOrdersFunction",
+            "GetOrderFunction",
+            "CancelOrderFunction",
+            "ListAllOrdersFunction",
             "EmailWorkerFunction",
             "OutboxSweeperFunction",
             "MigrateFunction",
         ],
     ),
-    ("JwtSecret", &["LoginFunction", "CreateProductFunction", "CreateOrderFunction", "ListOrdersFunction"]),
+    (
+        "JwtSecret",
+        &[
+            "LoginFunction",
+            "CreateProductFunction",
+            "CreateOrderFunction",
+            "ListOrdersFunction",
+            "GetOrderFunction",
+            "CancelOrderFunction",
+            "ListAllOrdersFunction",
+        ],
+    ),
     ("AdminSecret", &["MigrateFunction"]),
 ];
 
