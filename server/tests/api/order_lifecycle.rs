@@ -202,7 +202,7 @@ async fn cancels_racing_orders_keep_stock_equal_to_what_placed_orders_hold() {
         let app = &app;
         let cancels = first.iter().map(|(i, id)| {
             let buyer = &buyers[i % 8];
-            async move { cancel(&app, *id, Some(buyer)).await.status }
+            async move { cancel(app, *id, Some(buyer)).await.status }
         });
         let orders = (0..24).map(|i| {
             let buyer = &buyers[i % 8];
