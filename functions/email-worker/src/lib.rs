@@ -132,7 +132,7 @@ impl Worker {
 
     /// Handles one queue message body: parse, claim, send, record.
     pub async fn handle(&self, body: &str) -> Result<Handled, Failure> {
-        let (id, to, mail) = parse(body)?;
+        let (id, to, mail, what) = parse(body)?;
 
         let claim = {
             let client = self.db.get().await.map_err(transient)?;
@@ -180,7 +180,7 @@ impl Worker {
             // is sent a second time then: the at-least-once side of the crash window above.
             tracing::error!(message_id = id, error = %err, "mail sent but not recorded");
         }
-        tracing::info!(message_id = id, to = %to.masked(), subject = %mail.subject, "mail sent");
+        tracing::info!(message_id = id, to = %to.masked(), "{what} mail sent");
         Ok(Handled::Sent)
     }
 
@@ -262,26 +262,31 @@ impl Worker {
     }
 }
 
-/// The outbox id, the recipient and the mail of a message, by its kind.
-fn parse(body: &str) -> Result<(i64, Email, Mail), Failure> {
+/// The outbox id, the recipient and the mail of a message, and what mail it is (for the
+/// log), by its kind.
+fn parse(body: &str) -> Result<(i64, Email, Mail, &'static str), Failure> {
     let message = OutboxMessage::parse(body).map_err(|err| Failure::Malformed(err.to_string()))?;
-    let (to, mail) = match message.kind.as_str() {
+    let (to, mail, what) = match message.kind.as_str() {
         WELCOME_EMAIL => {
             let welcome: WelcomeEmail = payload(message.payload)?;
             let to = recipient(welcome.to)?;
             let mail = mail::welcome(to.as_str());
-            (to, mail)
+            (to, mail, "welcome")
         }
         kind @ (ORDER_CONFIRMATION | ORDER_CANCELLED) => {
             let order: OrderMail = payload(message.payload)?;
             let to = recipient(order.to.clone())?;
-            let render = if kind == ORDER_CONFIRMATION { mail::order_confirmation } else { mail::order_cancelled };
+            let (render, what): (fn(&OrderMail) -> Mail, _) = if kind == ORDER_CONFIRMATION {
+                (mail::order_confirmation, "order confirmation")
+            } else {
+                (mail::order_cancelled, "cancellation")
+            };
             // Sent to the parsed address, whatever the payload spelled.
-            (to.clone(), Mail { to: to.as_str().to_owned(), ..render(&order) })
+            (to.clone(), Mail { to: to.as_str().to_owned(), ..render(&order) }, what)
         }
         kind => return Err(Failure::Malformed(format!("unknown message kind {kind:?}"))),
     };
-    Ok((message.id, to, mail))
+    Ok((message.id, to, mail, what))
 }
 
 fn payload<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, Failure> {
