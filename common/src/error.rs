@@ -37,6 +37,8 @@ pub enum AppError {
 
     #[error("Product not found")]
     ProductNotFound { product_id: i64 },
+    #[error("Order not found")]
+    OrderNotFound,
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method not allowed")]
@@ -58,6 +60,8 @@ pub enum AppError {
     VersionMismatch,
     #[error("If-Match with the product's ETag required")]
     PreconditionRequired,
+    #[error("The time to cancel this order is over")]
+    CancelWindowClosed,
 
     /// The connection was lost while an order was being placed: it may have committed. Not
     /// 503, whose `Retry-After` invites a blind retry that could buy twice.
@@ -102,14 +106,15 @@ impl AppError {
             }
             Self::AdminOnly => StatusCode::FORBIDDEN,
             Self::TooManyAttempts { .. } | Self::TooManyRegistrations { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::ProductNotFound { .. } | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ProductNotFound { .. } | Self::OrderNotFound | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken
             | Self::SkuTaken
             | Self::OutOfStock { .. }
             | Self::IdempotencyKeyReused
             | Self::ProductArchived { .. }
-            | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
+            | Self::InsufficientStock { .. }
+            | Self::CancelWindowClosed => StatusCode::CONFLICT,
             Self::VersionMismatch => StatusCode::PRECONDITION_FAILED,
             Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::CommitUnknown(_) => StatusCode::BAD_GATEWAY,
@@ -133,6 +138,7 @@ impl AppError {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::TooManyRegistrations { .. } => "too_many_registrations",
             Self::ProductNotFound { .. } => "product_not_found",
+            Self::OrderNotFound => "order_not_found",
             Self::RouteNotFound(_) => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::EmailTaken => "email_taken",
@@ -143,6 +149,7 @@ impl AppError {
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::VersionMismatch => "version_mismatch",
             Self::PreconditionRequired => "if_match_required",
+            Self::CancelWindowClosed => "cancel_window_closed",
             Self::CommitUnknown(_) => "commit_unknown",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",

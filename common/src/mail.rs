@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{MailBackend, MailConfig};
 use crate::domain::Masked;
+use crate::message::OrderMail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -69,6 +70,75 @@ pub fn welcome(to: &str) -> Mail {
              <p>&mdash; The Game Store</p></body></html>"
         ),
     }
+}
+
+/// The confirmation of a new order: its lines and total.
+pub fn order_confirmation(order: &OrderMail) -> Mail {
+    order_mail(
+        order,
+        &format!("Your Game Store order {}", order.order_id),
+        "thank you for your order. We have reserved these games for you:",
+    )
+}
+
+/// The notice that an order was cancelled and its games released.
+pub fn order_cancelled(order: &OrderMail) -> Mail {
+    order_mail(
+        order,
+        &format!("Your Game Store order {} is cancelled", order.order_id),
+        "your order has been cancelled; you will not be charged for these games:",
+    )
+}
+
+/// An order mail. The subject holds only the order id; the bodies hold the product names,
+/// which create-product validated (no control characters, so no line breaks), HTML-escaped
+/// in the HTML body; nothing else a user typed.
+fn order_mail(order: &OrderMail, subject: &str, intro: &str) -> Mail {
+    let text_lines: String = order
+        .lines
+        .iter()
+        .map(|l| format!("  {} x {} at {} = {}\n", l.quantity, l.name, cents(l.unit_price), cents(line_total(l))))
+        .collect();
+    let html_lines: String = order
+        .lines
+        .iter()
+        .map(|l| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                l.quantity,
+                html_escape(&l.name),
+                cents(l.unit_price),
+                cents(line_total(l))
+            )
+        })
+        .collect();
+    let total = cents(order.total);
+    Mail {
+        to: order.to.clone(),
+        subject: subject.to_owned(),
+        text: format!(
+            "Hello,\n\n{intro}\n\n{text_lines}\nTotal: {total}\n\nOrder {id}.\n\n-- The Game Store\n",
+            id = order.order_id
+        ),
+        html: format!(
+            "<!doctype html><html><body>\
+             <h1>{subject}</h1><p>Hello, {intro}</p>\
+             <table><tr><th>quantity</th><th>game</th><th>price</th><th>amount</th></tr>{html_lines}</table>\
+             <p>Total: <strong>{total}</strong></p>\
+             <p>&mdash; The Game Store</p></body></html>",
+            subject = html_escape(subject),
+            intro = html_escape(intro),
+        ),
+    }
+}
+
+fn line_total(line: &crate::message::OrderMailLine) -> i64 {
+    i64::from(line.quantity).saturating_mul(line.unit_price)
+}
+
+/// Integer cents as `24.99`.
+fn cents(amount: i64) -> String {
+    format!("{}.{:02}", amount / 100, (amount % 100).abs())
 }
 
 fn html_escape(raw: &str) -> String {
@@ -268,5 +338,38 @@ pub mod ses {
                 assert!(!is_permanent(err, SENDER), "{err:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::OrderMailLine;
+
+    fn order() -> OrderMail {
+        OrderMail {
+            to: "ann@example.com".into(),
+            order_id: 12,
+            lines: vec![
+                OrderMailLine { product_id: 3, name: "<b>Celeste</b> & co".into(), quantity: 2, unit_price: 1999 },
+                OrderMailLine { product_id: 9, name: "Hades".into(), quantity: 1, unit_price: 2500 },
+            ],
+            total: 6498,
+        }
+    }
+
+    #[test]
+    fn order_mails_list_lines_and_total_and_escape_names_in_html() {
+        let mail = order_confirmation(&order());
+        assert_eq!(mail.to, "ann@example.com");
+        assert_eq!(mail.subject, "Your Game Store order 12");
+        assert!(mail.text.contains("  2 x <b>Celeste</b> & co at 19.99 = 39.98\n"), "{}", mail.text);
+        assert!(mail.text.contains("  1 x Hades at 25.00 = 25.00\n"), "{}", mail.text);
+        assert!(mail.text.contains("Total: 64.98"), "{}", mail.text);
+        assert!(mail.html.contains("&lt;b&gt;Celeste&lt;/b&gt; &amp; co"), "{}", mail.html);
+        assert!(!mail.html.contains("<b>Celeste"), "{}", mail.html);
+        let cancelled = order_cancelled(&order());
+        assert_eq!(cancelled.subject, "Your Game Store order 12 is cancelled");
+        assert!(cancelled.text.contains("Total: 64.98"));
     }
 }

@@ -44,6 +44,33 @@ pub struct WelcomeEmail {
     pub to: String,
 }
 
+/// The kind of the order-confirmation message, written with the order.
+pub const ORDER_CONFIRMATION: &str = "order_confirmation";
+
+/// The kind of the cancellation message, written with the cancel.
+pub const ORDER_CANCELLED: &str = "order_cancelled";
+
+/// Payload of [`ORDER_CONFIRMATION`] and [`ORDER_CANCELLED`]: the order as the buyer sees
+/// it in the mail. Built by the statement that writes the outbox row (`store::orders`),
+/// with the product names of that moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderMail {
+    pub to: String,
+    pub order_id: i64,
+    pub lines: Vec<OrderMailLine>,
+    /// Integer cents.
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderMailLine {
+    pub product_id: i64,
+    pub name: String,
+    pub quantity: i32,
+    /// Integer cents.
+    pub unit_price: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,9 @@ pub fn functions() -> Vec<(&'static str, Routes<AppState>)> {
         ("archive-product", archive_product::api()),
         ("create-order", create_order::api()),
         ("list-orders", list_orders::api()),
+        ("get-order", get_order::api()),
+        ("cancel-order", cancel_order::api()),
+        ("list-all-orders", list_all_orders::api()),
         ("openapi", openapi::api()),
     ]
 }

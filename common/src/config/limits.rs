@@ -1,5 +1,5 @@
 //! Login and registration throttling (README, "Login throttling and lockout" and
-//! "Registration limits").
+//! "Registration limits"), and the buyer's window to cancel an order.
 
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub struct Limits {
     pub register_window: Duration,
     /// `REGISTER_MAX_PER_NETWORK` (10): registrations from one network in that window.
     pub register_per_network: i32,
+    /// `ORDER_CANCEL_WINDOW_MINUTES` (30): how long after placing an order its buyer may
+    /// cancel it (0: never; admins cancel at any time).
+    pub order_cancel_window: Duration,
 }
 
 impl Default for Limits {
@@ -40,6 +43,7 @@ impl Default for Limits {
             login_account_max_delay: Duration::from_secs(60),
             register_window: Duration::from_secs(3600),
             register_per_network: 10,
+            order_cancel_window: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -59,6 +63,9 @@ impl Limits {
             login_account_max_delay: seconds("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", default.login_account_max_delay)?,
             register_window: seconds("REGISTER_WINDOW_SECONDS", default.register_window)?,
             register_per_network: count("REGISTER_MAX_PER_NETWORK", default.register_per_network)?,
+            order_cancel_window: Duration::from_secs(
+                60 * parsed(env, "ORDER_CANCEL_WINDOW_MINUTES", default.order_cancel_window.as_secs() / 60)?,
+            ),
         })
     }
 }
@@ -76,6 +83,11 @@ mod tests {
             raised.ok().map(|l| (l.register_per_network, l.login_window, l.login_per_pair)),
             Some((500, Duration::from_secs(60), 5))
         );
+        let window =
+            |raw| Limits::from_env(&env(&[("ORDER_CANCEL_WINDOW_MINUTES", raw)])).map(|l| l.order_cancel_window);
+        assert_eq!(window("0").ok(), Some(Duration::ZERO));
+        assert_eq!(window("45").ok(), Some(Duration::from_secs(45 * 60)));
+        assert!(matches!(window("-1"), Err(ConfigError::Invalid { name: "ORDER_CANCEL_WINDOW_MINUTES", .. })));
         for (name, value) in
             [("LOGIN_MAX_FAILURES_PER_PAIR", "0"), ("REGISTER_MAX_PER_NETWORK", "-1"), ("LOGIN_WINDOW_SECONDS", "soon")]
         {

@@ -21,6 +21,7 @@ macro_rules! function_files {
 const FUNCTIONS: &[(&str, &str)] = function_files![
     "adjust_stock",
     "archive_product",
+    "cancel_order",
     "list_products",
     "lock_stock",
     "place_order",

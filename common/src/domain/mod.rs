@@ -5,7 +5,7 @@ mod order;
 mod product;
 mod user;
 
-pub use order::{IdempotencyKey, OrderLine, OrderLines, Quantity};
+pub use order::{IdempotencyKey, OrderId, OrderLine, OrderLines, OrderStatus, Quantity};
 pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock, StockDelta, StockReason};
 pub use user::{Email, Masked, Password, Role, UserId};
 

@@ -2,7 +2,51 @@
 
 use serde::Serialize;
 
-use super::{Invalid, ProductId, invalid};
+use super::{Invalid, ProductId, invalid, parse_integer};
+
+/// An order's id, as a path names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderId(i64);
+
+impl OrderId {
+    /// Parses the id as it appears in a URL path: a positive integer.
+    pub fn parse_str(raw: String) -> Result<Self, Invalid> {
+        match parse_integer(&raw) {
+            Some(id) if id >= 1 => Ok(Self(id)),
+            _ => invalid("must be a positive integer"),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Where an order is in its lifecycle. Stored as text (migration V9), so a later state is
+/// a new variant and a new value in the column's CHECK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Placed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "placed" => Ok(Self::Placed),
+            "cancelled" => Ok(Self::Cancelled),
+            _ => invalid("must be placed or cancelled"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
 
 /// Units of one product in one order line: 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,6 +147,19 @@ mod tests {
         assert_eq!(pairs(&merged), [(3, 1), (9, 3)]);
         let full = OrderLines::merge(vec![line(5, 60), line(5, 40)]).expect("exactly the most");
         assert_eq!(pairs(&full), [(5, 100)]);
+    }
+
+    #[test]
+    fn statuses_and_order_ids_parse_only_what_they_name() {
+        for status in [OrderStatus::Placed, OrderStatus::Cancelled] {
+            assert_eq!(OrderStatus::parse(status.as_str()), Ok(status));
+        }
+        assert!(OrderStatus::parse("Placed").is_err());
+        assert!(OrderStatus::parse("").is_err());
+        assert_eq!(OrderId::parse_str("7".into()).map(OrderId::get), Ok(7));
+        for bad in ["0", "-1", "x", "1.5", ""] {
+            assert!(OrderId::parse_str(bad.into()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,8 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound { entity: Entity::Product, id } => Self::ProductNotFound { product_id: id },
+            // The same answer for another user's order as for none: ids are not disclosed.
+            StoreError::NotFound { entity: Entity::Order, .. } => Self::OrderNotFound,
             StoreError::Conflict { constraint, source } => match constraint.as_str() {
                 "users_email_key" => Self::EmailTaken,
                 "products_sku_key" => Self::SkuTaken,
@@ -23,6 +25,7 @@ impl From<StoreError> for AppError {
             StoreError::Archived { product_id } => Self::ProductArchived { product_id },
             StoreError::StockShort { product_id } => Self::InsufficientStock { product_id },
             StoreError::VersionMismatch => Self::VersionMismatch,
+            StoreError::CancelWindowClosed => Self::CancelWindowClosed,
             StoreError::Unavailable { kind: Unavailable::CommitUnknown, source } => Self::CommitUnknown(source),
             StoreError::Unavailable { source, .. } => Self::Unavailable(source),
             StoreError::Unexpected(source) => Self::Internal(source),
@@ -98,6 +101,11 @@ mod tests {
         assert_eq!(answer(StoreError::Archived { product_id: 7 }), (StatusCode::CONFLICT, "product_archived"));
         assert_eq!(answer(StoreError::StockShort { product_id: 7 }), (StatusCode::CONFLICT, "insufficient_stock"));
         assert_eq!(answer(StoreError::VersionMismatch), (StatusCode::PRECONDITION_FAILED, "version_mismatch"));
+        assert_eq!(
+            answer(StoreError::NotFound { entity: Entity::Order, id: 7 }),
+            (StatusCode::NOT_FOUND, "order_not_found")
+        );
+        assert_eq!(answer(StoreError::CancelWindowClosed), (StatusCode::CONFLICT, "cancel_window_closed"));
         assert_eq!(answer(unavailable(Unavailable::CommitUnknown)), (StatusCode::BAD_GATEWAY, "commit_unknown"));
         for kind in [Unavailable::Pool, Unavailable::ConnectionLost, Unavailable::Timeout] {
             assert_eq!(answer(unavailable(kind)), (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"));

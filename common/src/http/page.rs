@@ -24,14 +24,23 @@ impl Page {
 
     /// Keeps the first `limit` of `items` (fetched with `limit + 1`) and, when there were
     /// more, the `Link: rel="next"` header value pointing after the last one kept.
-    fn split<T>(&self, mut items: Vec<T>, id: impl Fn(&T) -> i64, path: &str) -> (Vec<T>, Option<HeaderValue>) {
+    /// `filter` is the listing's own query (`status=placed`), which the link keeps.
+    fn split<T>(
+        &self,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> i64,
+        path: &str,
+        filter: &str,
+    ) -> (Vec<T>, Option<HeaderValue>) {
         let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
         if items.len() <= limit {
             return (items, None);
         }
         items.truncate(limit);
         let link = items.last().and_then(|last| {
-            HeaderValue::from_str(&format!("<{path}?limit={}&after={}>; rel=\"next\"", self.limit, id(last))).ok()
+            let filter = if filter.is_empty() { String::new() } else { format!("{filter}&") };
+            HeaderValue::from_str(&format!("<{path}?{filter}limit={}&after={}>; rel=\"next\"", self.limit, id(last)))
+                .ok()
         });
         (items, link)
     }
@@ -39,7 +48,19 @@ impl Page {
     /// The page as the API answers it: a bare JSON array, plus the `Link` header when
     /// another page follows. `rows` were fetched with [`Self::fetch_limit`].
     pub fn respond<T: Serialize>(&self, rows: Vec<T>, id: impl Fn(&T) -> i64, path: &str) -> Response {
-        let (items, next) = self.split(rows, id, path);
+        self.respond_filtered(rows, id, path, "")
+    }
+
+    /// [`Self::respond`] for a listing filtered by its own query parameters (`filter`,
+    /// already URL-safe, such as `status=placed`), which the next page's link repeats.
+    pub fn respond_filtered<T: Serialize>(
+        &self,
+        rows: Vec<T>,
+        id: impl Fn(&T) -> i64,
+        path: &str,
+        filter: &str,
+    ) -> Response {
+        let (items, next) = self.split(rows, id, path, filter);
         // Sized for a page at once: grown from `Json`'s 128 bytes, a 12 KB catalogue page
         // was copied seven times on its way to the socket.
         let mut body = Vec::with_capacity(ITEM_BYTES * items.len() + 2);
@@ -115,10 +136,15 @@ mod tests {
     #[test]
     fn next_link_only_when_more() {
         let page = Page { after: None, limit: 2 };
-        let (items, link) = page.split(vec![1, 2], |i| *i, "/p");
+        let (items, link) = page.split(vec![1, 2], |i| *i, "/p", "");
         assert_eq!((items.len(), link), (2, None));
-        let (items, link) = page.split(vec![1, 2, 3], |i| *i, "/p");
+        let (items, link) = page.split(vec![1, 2, 3], |i| *i, "/p", "");
         assert_eq!(items, vec![1, 2]);
         assert_eq!(link.as_ref().and_then(|l| l.to_str().ok()), Some("</p?limit=2&after=2>; rel=\"next\""));
+        let (_, link) = page.split(vec![1, 2, 3], |i| *i, "/p", "status=placed");
+        assert_eq!(
+            link.as_ref().and_then(|l| l.to_str().ok()),
+            Some("</p?status=placed&limit=2&after=2>; rel=\"next\"")
+        );
     }
 }

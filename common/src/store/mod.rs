@@ -49,6 +49,9 @@ pub enum StoreError {
     /// The row changed since the version the caller read; nothing was written.
     #[error("the row changed since the version the caller read")]
     VersionMismatch,
+    /// The buyer's time to cancel the order is over; nothing was written.
+    #[error("the order can no longer be cancelled by its buyer")]
+    CancelWindowClosed,
     /// An idempotency key came back with a different request; nothing was written.
     #[error("idempotency key was already used for a different request")]
     KeyReused,
@@ -68,12 +71,14 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
     Product,
+    Order,
 }
 
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Product => "product",
+            Self::Order => "order",
         })
     }
 }

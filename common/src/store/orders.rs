@@ -6,12 +6,14 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{GenericClient, Row};
 
 use super::{Entity, StoreError, Unavailable};
-use crate::domain::{IdempotencyKey, OrderLines, UserId};
-use crate::metrics::{self, Metric};
+use crate::domain::{IdempotencyKey, OrderId, OrderLines, OrderStatus, UserId};
+use crate::message::{ORDER_CANCELLED, ORDER_CONFIRMATION, OutboxMessage};
+use crate::metrics::{self, Correlation, Metric};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: i64,
+    pub status: OrderStatus,
     /// For a one-line order (the seed's shape), that line's product, quantity and price.
     #[serde(flatten)]
     pub single: Option<SingleLine>,
@@ -42,12 +44,40 @@ pub struct Item {
 /// happen; it is retried the same way, as a safety net.
 const ATTEMPTS: usize = 3;
 
-/// A placed order, and whether it was replayed for a repeated idempotency key.
+/// A placed order, and whether it was replayed for a repeated idempotency key. A new
+/// order comes with its confirmation mail's outbox row, committed with it, to publish.
 #[derive(Debug)]
 pub struct Placed {
     pub order: Order,
     pub replayed: bool,
+    pub confirmation: Option<OutboxMessage>,
 }
+
+/// `place_order`, and in the same statement (so the same transaction, and still one round
+/// trip) the confirmation mail's outbox row for a new order; a replay writes none. The
+/// outer query does not see the rows the function inserts (its snapshot is older), so a
+/// new order's status is `placed` by default; a replayed one's is read, as it may have been
+/// cancelled since. The outbox row is written after the stock, while its locks are held:
+/// one INSERT on no shared row.
+const PLACE_SQL: &str = "\
+    WITH placed AS (SELECT * FROM place_order($1, $2, $3, $4, $5, $6)), \
+         mail AS ( \
+           INSERT INTO outbox (kind, payload, request_id, trace_id) \
+           SELECT $7, jsonb_build_object('to', u.email, 'order_id', l.order_id, 'total', l.total, 'lines', l.lines), \
+                  $8, $9 \
+             FROM (SELECT min(p.order_id) AS order_id, sum(p.quantity::BIGINT * p.unit_price)::BIGINT AS total, \
+                          jsonb_agg(jsonb_build_object('product_id', p.product_id, 'name', pr.name, \
+                                                       'quantity', p.quantity, 'unit_price', p.unit_price) \
+                                    ORDER BY p.product_id) AS lines \
+                     FROM placed p JOIN products pr ON pr.id = p.product_id WHERE NOT p.replayed) l \
+             JOIN users u ON u.id = $1 \
+            WHERE l.order_id IS NOT NULL \
+           RETURNING id, payload::TEXT AS payload, (extract(epoch FROM created_at) * 1000)::BIGINT AS created_ms) \
+    SELECT p.order_id, p.created_at, coalesce(o.status, 'placed') AS status, p.product_id, p.quantity, \
+           p.unit_price, p.replayed, mail.id AS message_id, mail.payload AS message_payload, \
+           mail.created_ms AS message_created_ms \
+      FROM placed p LEFT JOIN orders o ON o.id = p.order_id LEFT JOIN mail ON TRUE \
+     ORDER BY p.product_id";
 
 /// Places an order in one statement (one round trip, its own transaction): unknown
 /// product is [`StoreError::NotFound`], too little stock [`StoreError::OutOfStock`], a
@@ -68,6 +98,8 @@ pub async fn place(
     let fingerprint =
         lines.iter().map(|l| format!("{}x{}", l.product_id.get(), l.quantity.get())).collect::<Vec<_>>().join(",");
     let key = key.map(IdempotencyKey::as_str);
+    let caused_by = metrics::correlation();
+    let (request_id, trace_id) = correlation_ids(caused_by.as_ref());
     let client = metrics::timed(Metric::PoolWait, pool.get()).await?;
     let mut attempt = 1;
     let mut in_order = false;
@@ -75,7 +107,7 @@ pub async fn place(
         let result = metrics::timed(
             Metric::DatabaseTime,
             client.query_typed(
-                "SELECT * FROM place_order($1, $2, $3, $4, $5, $6)",
+                PLACE_SQL,
                 &[
                     (&user.get(), Type::INT8),
                     (&product_ids, Type::INT8_ARRAY),
@@ -83,6 +115,9 @@ pub async fn place(
                     (&key, Type::TEXT),
                     (&fingerprint, Type::TEXT),
                     (&in_order, Type::BOOL),
+                    (&ORDER_CONFIRMATION, Type::TEXT),
+                    (&request_id, Type::TEXT),
+                    (&trace_id, Type::TEXT),
                 ],
             ),
         )
@@ -107,8 +142,117 @@ pub async fn place(
         }
     };
     let replayed = rows.first().map(|row| row.try_get("replayed")).transpose()?.unwrap_or(false);
+    let confirmation =
+        rows.first().map(|row| message(row, ORDER_CONFIRMATION, caused_by.as_ref())).transpose()?.flatten();
     let order = orders_from_rows(&rows)?.pop().ok_or_else(|| StoreError::unexpected("place_order returned no row"))?;
-    Ok(Placed { order, replayed })
+    Ok(Placed { order, replayed, confirmation })
+}
+
+/// The outbox message of kind `kind` a row carries in `message_id` and `message_payload`,
+/// if any.
+fn message(row: &Row, kind: &str, caused_by: Option<&Correlation>) -> Result<Option<OutboxMessage>, StoreError> {
+    let Some(id) = row.try_get::<_, Option<i64>>("message_id")? else { return Ok(None) };
+    let payload: String = row.try_get("message_payload")?;
+    let payload = serde_json::from_str(&payload).map_err(StoreError::unexpected)?;
+    let (request_id, trace_id) = correlation_ids(caused_by);
+    Ok(Some(OutboxMessage {
+        id,
+        kind: kind.to_owned(),
+        payload,
+        created_ms: row.try_get("message_created_ms")?,
+        request_id: request_id.map(str::to_owned),
+        trace_id: trace_id.map(str::to_owned),
+    }))
+}
+
+/// The ids of the request that writes a mail's outbox row (none outside a request), which
+/// the row and the queue message carry to the email worker's log lines.
+fn correlation_ids(caused_by: Option<&Correlation>) -> (Option<&str>, Option<&str>) {
+    (caused_by.map(|c| c.request_id.as_str()), caused_by.map(|c| c.trace_id.as_str()))
+}
+
+/// Order `id` with its lines, if it exists and, with `owner`, is that user's.
+pub async fn get(db: &impl GenericClient, id: OrderId, owner: Option<UserId>) -> Result<Order, StoreError> {
+    const SQL: &str = "\
+        SELECT o.id AS order_id, o.created_at, o.status, i.product_id, i.quantity, i.unit_price \
+          FROM orders o JOIN order_items i ON i.order_id = o.id \
+         WHERE o.id = $1 AND ($2::BIGINT IS NULL OR o.user_id = $2) \
+         ORDER BY i.product_id";
+    let owner = owner.map(UserId::get);
+    let rows = db.query_typed(SQL, &[(&id.get(), Type::INT8), (&owner, Type::INT8)]).await?;
+    orders_from_rows(&rows)?.pop().ok_or(StoreError::NotFound { entity: Entity::Order, id: id.get() })
+}
+
+/// What a cancel did: the order as it is now, and the cancellation mail's outbox row when
+/// this call cancelled it (a repeated cancel finds it cancelled and writes nothing).
+#[derive(Debug)]
+pub struct Cancelled {
+    pub order: Order,
+    pub mail: Option<OutboxMessage>,
+}
+
+/// Who cancels: the buyer (their own orders only, within `window` of placing), or an admin
+/// (any order, any time).
+#[derive(Debug, Clone, Copy)]
+pub enum Canceller {
+    Buyer { id: UserId, window: std::time::Duration },
+    Admin,
+}
+
+/// Cancels order `id` in one statement (`cancel_order`, its own transaction): its stock goes
+/// back once and the cancellation mail's outbox row commits with it. Another user's order
+/// (or none) is [`StoreError::NotFound`], a buyer past the window
+/// [`StoreError::CancelWindowClosed`].
+pub async fn cancel(db: &impl GenericClient, id: OrderId, by: Canceller) -> Result<Cancelled, StoreError> {
+    let (user, admin, window) = match by {
+        Canceller::Buyer { id, window } => (Some(id.get()), false, window),
+        Canceller::Admin => (None, true, std::time::Duration::ZERO),
+    };
+    let window_secs = window.as_secs_f64();
+    let caused_by = metrics::correlation();
+    let (request_id, trace_id) = correlation_ids(caused_by.as_ref());
+    let rows = db
+        .query_typed(
+            "SELECT * FROM cancel_order($1, $2, $3, make_interval(secs => $4), $5, $6)",
+            &[
+                (&id.get(), Type::INT8),
+                (&user, Type::INT8),
+                (&admin, Type::BOOL),
+                (&window_secs, Type::FLOAT8),
+                (&request_id, Type::TEXT),
+                (&trace_id, Type::TEXT),
+            ],
+        )
+        .await
+        .map_err(|err| match err.as_db_error().map(|db| db.code().code()) {
+            Some("GS404") => StoreError::NotFound { entity: Entity::Order, id: id.get() },
+            Some("GS410") => StoreError::CancelWindowClosed,
+            _ => err.into(),
+        })?;
+    let mail = rows.first().map(|row| message(row, ORDER_CANCELLED, caused_by.as_ref())).transpose()?.flatten();
+    let order = orders_from_rows(&rows)?.pop().ok_or_else(|| StoreError::unexpected("cancel_order returned no row"))?;
+    Ok(Cancelled { order, mail })
+}
+
+/// Every user's orders, newest first, optionally only those in `status`: up to `limit` of
+/// them older than order `before`.
+pub async fn list_all(
+    db: &impl GenericClient,
+    status: Option<OrderStatus>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Order>, StoreError> {
+    const SQL: &str = "\
+        SELECT o.id AS order_id, o.created_at, o.status, i.product_id, i.quantity, i.unit_price \
+          FROM (SELECT id, created_at, status FROM orders \
+                 WHERE ($1::TEXT IS NULL OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3) o \
+          JOIN order_items i ON i.order_id = o.id \
+         ORDER BY o.id DESC, i.product_id";
+    let status = status.map(OrderStatus::as_str);
+    let rows = db
+        .query_typed(SQL, &[(&status, Type::TEXT), (&before.unwrap_or(i64::MAX), Type::INT8), (&limit, Type::INT8)])
+        .await?;
+    orders_from_rows(&rows)
 }
 
 /// The caller's orders, newest first: up to `limit` of them older than order `before`.
@@ -119,8 +263,8 @@ pub async fn list_for_user(
     limit: i64,
 ) -> Result<Vec<Order>, StoreError> {
     const SQL: &str = "\
-        SELECT o.id AS order_id, o.created_at, i.product_id, i.quantity, i.unit_price \
-          FROM (SELECT id, created_at FROM orders WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) o \
+        SELECT o.id AS order_id, o.created_at, o.status, i.product_id, i.quantity, i.unit_price \
+          FROM (SELECT id, created_at, status FROM orders WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3) o \
           JOIN order_items i ON i.order_id = o.id \
          ORDER BY o.id DESC, i.product_id";
     let rows = db
@@ -129,8 +273,8 @@ pub async fn list_for_user(
     orders_from_rows(&rows)
 }
 
-/// Groups rows of (order_id, created_at, product_id, quantity, unit_price), ordered by
-/// order, into orders with their items and totals.
+/// Groups rows of (order_id, created_at, status, product_id, quantity, unit_price), ordered
+/// by order, into orders with their items and totals.
 fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, StoreError> {
     let mut orders: Vec<Order> = Vec::new();
     for row in rows {
@@ -147,6 +291,8 @@ fn orders_from_rows(rows: &[Row]) -> Result<Vec<Order>, StoreError> {
             Some(order) if order.id == id => order.items.push(item),
             _ => orders.push(Order {
                 id,
+                status: OrderStatus::parse(row.try_get("status")?)
+                    .map_err(|err| StoreError::unexpected(format!("order {id} status: {}", err.0)))?,
                 single: None,
                 items: vec![item],
                 total: 0,

@@ -1,4 +1,5 @@
 //! POST /api/v1/orders: buys one or more products for the signed-in user, all or nothing.
+//! The confirmation mail's outbox row commits with the order and is published after it.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +11,7 @@ use common::http::{ApiJson, Idempotency, created, integer};
 use common::metrics::{self, Metric};
 use common::store::StoreError;
 use common::store::orders::{self, Order};
-use common::{AppError, AppState};
+use common::{AppError, AppState, outbox};
 use serde::{Deserialize, Serialize};
 
 /// This function's routes, named once: the local server, the Lambda entry and the
@@ -91,6 +92,9 @@ async fn create_order(
 
     let placed = orders::place(&state.db, caller.id, &lines, key.as_ref()).await.inspect_err(count_refusal)?;
     count_order(&lines, placed.replayed);
+    if let (Some(publisher), Some(confirmation)) = (&state.publisher, &placed.confirmation) {
+        outbox::publish_committed(&state.db, publisher.as_ref(), confirmation).await;
+    }
 
     let body = OrderPlaced { message: "Order placed successfully", order_id: placed.order.id, order: placed.order };
     Ok(created(body, placed.replayed))

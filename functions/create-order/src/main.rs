@@ -1,6 +1,7 @@
-use common::lambda::{Error, Needs, run_http};
+use common::lambda::{Error, Needs, QueueNeed, run_http};
 
+/// Create-order publishes the confirmation mail after commit, when a queue is configured.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), create_order::api).await
+    run_http(Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured), create_order::api).await
 }

@@ -1,4 +1,4 @@
-//! The welcome-email worker. One handler for one queue message, fed two ways: on Lambda by
+//! The email worker: welcome, order-confirmation and cancellation mails. One handler for one queue message, fed two ways: on Lambda by
 //! SQS batches ([`Worker::handle_sqs`], partial failures reported in `batchItemFailures`),
 //! elsewhere by polling a queue ([`Worker::run`]: Redis Streams, or SQS against LocalStack).
 //!
@@ -45,8 +45,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::{ConfigError, Env, parsed};
 use common::domain::Email;
+use common::mail::Mail;
 use common::mail::{self, MailError, Mailer};
-use common::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
+use common::message::{ORDER_CANCELLED, ORDER_CONFIRMATION, OrderMail, OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
 use common::metrics::{self, Correlation, Metric};
 use common::queue::{Consumer, Delivery};
 use common::store::StoreError;
@@ -135,16 +136,17 @@ impl Worker {
     /// the request that caused the mail, and counted.
     pub async fn handle(&self, body: &str) -> Result<Handled, Failure> {
         let outcome = match parse(body) {
-            Ok(welcome) => {
+            Ok(parsed) => {
                 let span = tracing::info_span!(
                     "mail",
-                    message_id = welcome.id,
-                    request_id = welcome.request_id.as_deref(),
-                    trace_id = welcome.trace_id.as_deref(),
+                    message_id = parsed.id,
+                    request_id = parsed.request_id.as_deref(),
+                    trace_id = parsed.trace_id.as_deref(),
                 );
-                let outcome = self.send_once(welcome.id, welcome.to).instrument(span).await;
+                let created_ms = parsed.created_ms;
+                let outcome = self.send_once(parsed).instrument(span).await;
                 if let Ok(Handled::Sent) = outcome {
-                    metrics::observe_since(Metric::MailLag, welcome.created_ms);
+                    metrics::observe_since(Metric::MailLag, created_ms);
                 }
                 outcome
             }
@@ -159,7 +161,7 @@ impl Worker {
         outcome
     }
 
-    async fn send_once(&self, id: i64, to: Email) -> Result<Handled, Failure> {
+    async fn send_once(&self, Parsed { id, to, mail, what, .. }: Parsed) -> Result<Handled, Failure> {
         let claim = {
             let client = self.db.get().await.map_err(transient)?;
             store::claim_delivery(&**client, id, to.as_str(), self.options.lease).await.map_err(transient)?
@@ -167,11 +169,11 @@ impl Worker {
         match claim {
             Claim::Acquired => {}
             Claim::AlreadySent => {
-                tracing::info!(message_id = id, "welcome mail already sent; redelivery skipped");
+                tracing::info!(message_id = id, "mail already sent; redelivery skipped");
                 return Ok(Handled::AlreadySent);
             }
             Claim::AlreadyRejected => {
-                tracing::info!(message_id = id, "welcome mail rejected earlier; redelivery skipped");
+                tracing::info!(message_id = id, "mail rejected earlier; redelivery skipped");
                 return Ok(Handled::Rejected);
             }
             Claim::Held => return Err(Failure::Held(id)),
@@ -181,13 +183,13 @@ impl Worker {
 
         // A send never outlives the claim: past the lease another worker may take it over.
         let send_limit = self.options.lease.mul_f64(2.0 / 3.0);
-        match tokio::time::timeout(send_limit, self.mailer.send(&mail::welcome(to.as_str()))).await {
+        match tokio::time::timeout(send_limit, self.mailer.send(&mail)).await {
             Ok(Ok(())) => {}
             Ok(Err(MailError::Rejected { code, reason })) => {
                 // Settled: acknowledged rather than retried into the dead-letter queue. If it
                 // cannot be recorded, the retry is refused the same way and records it then.
                 self.reject(id, &format!("{code}: {reason}")).await.map_err(transient)?;
-                tracing::warn!(message_id = id, code, "welcome mail rejected for good; recorded, not retried");
+                tracing::warn!(message_id = id, code, "mail rejected for good; recorded, not retried");
                 return Ok(Handled::Rejected);
             }
             Ok(Err(err)) => {
@@ -204,9 +206,9 @@ impl Worker {
             // Acknowledging anyway: a redelivery would send it again at once. The outbox row
             // stays unsettled, so the sweeper republishes it after the redelivery grace and it
             // is sent a second time then: the at-least-once side of the crash window above.
-            tracing::error!(message_id = id, error = %err, "welcome mail sent but not recorded");
+            tracing::error!(message_id = id, error = %err, "mail sent but not recorded");
         }
-        tracing::info!(message_id = id, to = %to.masked(), "welcome mail sent");
+        tracing::info!(message_id = id, to = %to.masked(), "{what} mail sent");
         Ok(Handled::Sent)
     }
 
@@ -292,30 +294,57 @@ impl Worker {
     }
 }
 
-/// A welcome-email message, checked.
-struct Welcome {
+/// A queue message, checked: the outbox id, the recipient, the mail rendered by its kind,
+/// what mail it is (for the log), and the request that caused it.
+struct Parsed {
     id: i64,
     to: Email,
+    mail: Mail,
+    what: &'static str,
     created_ms: Option<i64>,
     request_id: Option<String>,
     trace_id: Option<String>,
 }
 
-fn parse(body: &str) -> Result<Welcome, Failure> {
+fn parse(body: &str) -> Result<Parsed, Failure> {
     let message = OutboxMessage::parse(body).map_err(|err| Failure::Malformed(err.to_string()))?;
-    if message.kind != WELCOME_EMAIL {
-        return Err(Failure::Malformed(format!("unknown message kind {:?}", message.kind)));
-    }
-    let welcome: WelcomeEmail =
-        serde_json::from_value(message.payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))?;
-    let to = Email::parse(welcome.to).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))?;
-    Ok(Welcome {
+    let (to, mail, what) = match message.kind.as_str() {
+        WELCOME_EMAIL => {
+            let welcome: WelcomeEmail = payload(message.payload)?;
+            let to = recipient(welcome.to)?;
+            let mail = mail::welcome(to.as_str());
+            (to, mail, "welcome")
+        }
+        kind @ (ORDER_CONFIRMATION | ORDER_CANCELLED) => {
+            let order: OrderMail = payload(message.payload)?;
+            let to = recipient(order.to.clone())?;
+            let (render, what): (fn(&OrderMail) -> Mail, _) = if kind == ORDER_CONFIRMATION {
+                (mail::order_confirmation, "order confirmation")
+            } else {
+                (mail::order_cancelled, "cancellation")
+            };
+            // Sent to the parsed address, whatever the payload spelled.
+            (to.clone(), Mail { to: to.as_str().to_owned(), ..render(&order) }, what)
+        }
+        kind => return Err(Failure::Malformed(format!("unknown message kind {kind:?}"))),
+    };
+    Ok(Parsed {
         id: message.id,
         to,
+        mail,
+        what,
         created_ms: message.created_ms,
         request_id: message.request_id,
         trace_id: message.trace_id,
     })
+}
+
+fn payload<T: serde::de::DeserializeOwned>(payload: serde_json::Value) -> Result<T, Failure> {
+    serde_json::from_value(payload).map_err(|err| Failure::Malformed(format!("payload: {err}")))
+}
+
+fn recipient(raw: String) -> Result<Email, Failure> {
+    Email::parse(raw).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))
 }
 
 fn log_failure(queue_message: &str, failure: &Failure) {

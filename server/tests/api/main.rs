@@ -20,6 +20,7 @@ mod mail_failures;
 mod metrics;
 mod migrate;
 mod order_history;
+mod order_lifecycle;
 mod orders;
 mod outbox_recovery;
 mod process;

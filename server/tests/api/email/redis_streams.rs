@@ -331,3 +331,67 @@ async fn a_burst_of_200_registrations_sends_200_mails_once_each() {
     assert_eq!(per_address.len(), USERS);
     assert_eq!(delivery_rows(&app).await, (USERS as i64, USERS as i64));
 }
+
+/// The buyer's address, for a test app with one user.
+async fn buyer_email(app: &TestApp) -> String {
+    app.query_one("SELECT email FROM users WHERE role = 'user'", &[]).await
+}
+
+#[tokio::test]
+async fn an_order_and_its_cancel_send_one_mail_each() {
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
+    let pipeline = start_pipeline(&app, queue::consumer(&queue).await.unwrap(), mails.mailer());
+    let product = app.product("MAIL-A", 1999, 10).await;
+    let token = app.user_token(common::domain::Role::User).await;
+    let buyer = buyer_email(&app).await;
+
+    let placed =
+        app.post("/api/v1/orders", &serde_json::json!({"product_id": product, "quantity": 2}), Some(&token)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    let id = placed.body["order_id"].as_i64().unwrap();
+    // Twice: the second cancel answers the cancelled order and writes no second mail.
+    for _ in 0..2 {
+        let cancelled = app.post(&format!("/api/v1/orders/{id}/cancel"), &serde_json::json!({}), Some(&token)).await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    }
+    eventually(Duration::from_secs(20), "the order mails", || async { mails.count_to(&buyer) == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pipeline.stop().await;
+
+    let sent = mails.mails();
+    let subjects: HashSet<&str> = sent.iter().filter_map(|m| m["subject"].as_str()).collect();
+    let expected = [format!("Your Game Store order {id}"), format!("Your Game Store order {id} is cancelled")];
+    assert_eq!(subjects, expected.iter().map(String::as_str).collect(), "{sent:?}");
+    for mail in &sent {
+        assert_eq!(mail["to"], buyer.as_str());
+        assert!(mail["text"].as_str().unwrap().contains("2 x Game MAIL-A at 19.99 = 39.98"), "{mail:?}");
+        assert!(mail["html"].as_str().unwrap().contains("Total: <strong>39.98</strong>"), "{mail:?}");
+    }
+    assert_eq!(delivery_rows(&app).await, (2, 2));
+    assert_eq!(pending(&mut redis(&queue.url).await, &queue).await, 0);
+}
+
+#[tokio::test]
+async fn worker_killed_after_sending_an_order_mail_before_ack_sends_it_once() {
+    let (queue, app, mails) = app_on_a_stream_of_its_own().await;
+    let mut first = spawn_worker(&app, &queue, &mails, &["--pause-before-ack-ms", "600000"]);
+    let product = app.product("MAIL-K", 500, 10).await;
+    let token = app.user_token(common::domain::Role::User).await;
+    let buyer = buyer_email(&app).await;
+
+    let placed = app.post("/api/v1/orders", &serde_json::json!({"product_id": product}), Some(&token)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+    eventually(Duration::from_secs(30), "the first worker's mail", || async { mails.count_to(&buyer) == 1 }).await;
+    let mut conn = redis(&queue.url).await;
+    assert_eq!(pending(&mut conn, &queue).await, 1, "the message must still be unacknowledged");
+    first.0.kill().expect("SIGKILL the worker");
+    first.0.wait().expect("reap");
+
+    let _second = spawn_worker(&app, &queue, &mails, &[]);
+    eventually(Duration::from_secs(30), "the redelivery to be acknowledged", || async {
+        pending(&mut redis(&queue.url).await, &queue).await == 0
+    })
+    .await;
+    assert_eq!(mails.count_to(&buyer), 1, "the redelivered order mail must not be sent again");
+    assert_eq!(delivery_rows(&app).await, (1, 1));
+}
