@@ -22,7 +22,7 @@ impl OrderId {
     }
 }
 
-/// Where an order is in its lifecycle. Stored as text (migration V9), so a later state is
+/// Where an order is in its lifecycle. Stored as text (migration V11), so a later state is
 /// a new variant and a new value in the column's CHECK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
