@@ -6,7 +6,9 @@ mod product;
 mod user;
 
 pub use order::{IdempotencyKey, OrderId, OrderLine, OrderLines, OrderStatus, Quantity};
-pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock, StockDelta, StockReason};
+pub use product::{
+    Cents, Description, ProductId, ProductName, ProductSort, SearchText, Sku, Stock, StockDelta, StockReason,
+};
 pub use user::{Email, Masked, Password, Role, UserId};
 
 use crate::error::AppError;

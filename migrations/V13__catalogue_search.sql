@@ -1,0 +1,32 @@
+-- Catalogue search (issue 15): name search that ignores case and accents, price range,
+-- in-stock only, sort by id, price or newest, each with keyset pages.
+-- Expand-only: new extensions, a new function and new indexes; the previous release reads
+-- none of them.
+--
+-- The indexes are built without CONCURRENTLY: refinery runs every migration in a
+-- transaction. The build holds a SHARE lock on products (product writes wait for it;
+-- orders, which only lock product rows FOR KEY SHARE and write product_stock, do not):
+-- about a second per index at 100k products.
+
+-- Both extensions are trusted (PostgreSQL 13+: a database owner may create them) and on
+-- RDS's list of allowed extensions. In a schema of their own, so that `public` holds only
+-- the functions of migrations/functions.
+CREATE SCHEMA IF NOT EXISTS extensions;
+CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA extensions;
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions;
+
+-- Also in migrations/functions/search_key.sql, which must stay identical: the index below
+-- is built from this definition (migrations/README.md).
+CREATE FUNCTION search_key(p_text TEXT)
+RETURNS TEXT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT lower(extensions.unaccent('extensions.unaccent'::regdictionary, p_text))
+$$;
+
+-- Substring and prefix search on names: trigrams of the folded name, for LIKE '%…%'.
+CREATE INDEX products_name_search_idx ON products
+    USING gin (search_key(name) extensions.gin_trgm_ops) WHERE archived_at IS NULL;
+-- Keyset order of sort=price and sort=newest (sort=id has the primary key); the tie on
+-- equal prices or creation times is broken by id.
+CREATE INDEX products_price_id_idx ON products (price, id) WHERE archived_at IS NULL;
+CREATE INDEX products_created_at_id_idx ON products (created_at, id) WHERE archived_at IS NULL;
