@@ -1,7 +1,7 @@
 -- Catalogue search (issue 15): name search that ignores case and accents, price range,
 -- in-stock only, sort by id, price or newest, each with keyset pages.
--- Expand-only: new extensions, a new function and new indexes; the previous release reads
--- none of them.
+-- Expand-only: new extensions, a function, a generated column and indexes; the previous
+-- release reads none of them.
 --
 -- The indexes are built without CONCURRENTLY: refinery runs every migration in a
 -- transaction. The build holds a SHARE lock on products (product writes wait for it;
@@ -15,17 +15,23 @@ CREATE SCHEMA IF NOT EXISTS extensions;
 CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA extensions;
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions;
 
--- Also in migrations/functions/search_key.sql, which must stay identical: the index below
--- is built from this definition (migrations/README.md).
+-- Also in migrations/functions/search_key.sql, which must stay identical: products.name_key
+-- below is computed by this definition (migrations/README.md).
 CREATE FUNCTION search_key(p_text TEXT)
 RETURNS TEXT
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT lower(extensions.unaccent('extensions.unaccent'::regdictionary, p_text))
 $$;
 
+-- The folded name, kept with the row: a search that walks many rows (a common word in
+-- price order, or a filter that matches little) compares stored text instead of calling
+-- unaccent on every row it passes, about five times cheaper at 100k products. Adding it
+-- rewrites products under an exclusive lock (about a second at 100k products; orders for
+-- them wait). The previous release inserts without it: it is computed on every write.
+ALTER TABLE products ADD COLUMN name_key TEXT GENERATED ALWAYS AS (search_key(name)) STORED;
 -- Substring and prefix search on names: trigrams of the folded name, for LIKE '%…%'.
-CREATE INDEX products_name_search_idx ON products
-    USING gin (search_key(name) extensions.gin_trgm_ops) WHERE archived_at IS NULL;
+CREATE INDEX products_name_key_idx ON products
+    USING gin (name_key extensions.gin_trgm_ops) WHERE archived_at IS NULL;
 -- Keyset order of sort=price and sort=newest (sort=id has the primary key); the tie on
 -- equal prices or creation times is broken by id.
 CREATE INDEX products_price_id_idx ON products (price, id) WHERE archived_at IS NULL;

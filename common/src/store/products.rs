@@ -232,7 +232,7 @@ pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<Pro
 /// Which products a catalogue page shows; the default shows every product not archived.
 #[derive(Debug, Default)]
 pub struct Filter {
-    /// Names that contain this text, ignoring case and accents (`search_key`).
+    /// Names that contain this text, ignoring case and accents (`search_key`, V13).
     pub search: Option<SearchText>,
     pub min_price: Option<Cents>,
     pub max_price: Option<Cents>,
@@ -302,10 +302,10 @@ pub async fn catalogue(
     let mut query = Statement::default();
     let mut conditions = vec!["p.archived_at IS NULL".to_owned()];
     if let Some(search) = &search {
-        // Folded as the index folds names, then LIKE's wildcards and escape character escaped.
+        // Folded as name_key folds names, then LIKE's wildcards and escape character escaped.
         let text = query.bind(search, Type::TEXT);
         conditions.push(format!(
-            "search_key(p.name) LIKE '%' || replace(replace(replace(search_key({text}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'"
+            "p.name_key LIKE '%' || replace(replace(replace(search_key({text}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'"
         ));
     }
     if let Some(min) = &min_price {
