@@ -93,8 +93,8 @@ impl Cents {
     }
 }
 
-/// What a catalogue search looks for in product names: up to 100 characters after
-/// trimming, no control characters. Empty is no search.
+/// What a catalogue search looks for in product names: up to 100 characters, no control
+/// characters, trimmed. Empty (or only spaces) is no search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchText(String);
 
@@ -103,14 +103,15 @@ impl SearchText {
 
     /// `None` when there is nothing to look for.
     pub fn parse(raw: String) -> Result<Option<Self>, Invalid> {
-        // Checked before trimming: a trailing line break is refused, not trimmed away.
+        // Both checked before trimming, as the OpenAPI document states them: a trailing
+        // line break is refused, not trimmed away.
+        if raw.chars().count() > Self::MAX_CHARS {
+            return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
         if raw.chars().any(char::is_control) {
             return invalid("must not contain control characters");
         }
         let text = raw.trim();
-        if text.chars().count() > Self::MAX_CHARS {
-            return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
-        }
         Ok((!text.is_empty()).then(|| Self(text.to_owned())))
     }
 

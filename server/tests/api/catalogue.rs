@@ -255,3 +255,24 @@ async fn pages_neither_skip_nor_repeat_under_every_sort_with_ties() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_renamed_product_is_found_by_its_new_name_only() {
+    let app = TestApp::spawn().await;
+    let admin = app.user_token(Role::Admin).await;
+    let id = named(&app, &admin, "Celeste", 100, 1).await;
+    let read = app.get(&format!("/api/v1/products/{id}"), None).await;
+
+    let renamed = crate::product_edit::patch(
+        &app,
+        id,
+        &json!({"name": "Hollow Knight: Édition"}),
+        Some(&admin),
+        Some(&crate::product_edit::etag(&read)),
+    )
+    .await;
+
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!(found(&app, "q=edition").await, ["Hollow Knight: Édition"]);
+    assert!(found(&app, "q=celeste").await.is_empty());
+}
