@@ -4,6 +4,7 @@
 //! links once.
 
 mod addresses;
+mod app_role;
 mod auth;
 mod bad_input;
 mod carts;
