@@ -14,6 +14,13 @@
 CREATE SCHEMA IF NOT EXISTS extensions;
 CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA extensions;
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA extensions;
+-- The application (V12) computes search_key when it writes a product's name and when it
+-- folds a search text, as itself: search_key is not SECURITY DEFINER, so the unaccent it
+-- calls needs the application's USAGE and EXECUTE (migrate's default privileges withhold
+-- EXECUTE from PUBLIC, on the extensions' functions too). pg_trgm's functions run inside
+-- the index and the LIKE operator (pg_catalog's): nothing to grant there.
+GRANT USAGE ON SCHEMA extensions TO gamestore_app;
+GRANT EXECUTE ON FUNCTION extensions.unaccent(regdictionary, text) TO gamestore_app;
 
 -- Also in migrations/functions/search_key.sql, which must stay identical: products.name_key
 -- below is computed by this definition (migrations/README.md).
