@@ -110,6 +110,22 @@ mod tests {
     }
 
     #[test]
+    fn search_text_and_sort_rules() {
+        let text = |raw: &str| SearchText::parse(raw.into()).map(|t| t.map(|t| t.as_str().to_owned()));
+        assert_eq!(text("  Zelda "), Ok(Some("Zelda".into())));
+        assert_eq!(text("   "), Ok(None), "only spaces is no search");
+        assert_eq!(text(&"é".repeat(100)).map(|t| t.map(|t| t.chars().count())), Ok(Some(100)));
+        for bad in ["zel\n", "\0", "a\u{7}b", "a\u{85}b", &"x".repeat(101), &format!(" {}", "x".repeat(100))] {
+            assert!(text(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(ProductSort::parse("newest"), Ok(ProductSort::Newest));
+        assert_eq!(ProductSort::default(), ProductSort::Id);
+        for bad in ["", "PRICE", "name"] {
+            assert!(ProductSort::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
     fn integers_in_text_as_json_schema_reads_them() {
         for (raw, value) in [("42", 42), ("+42", 42), ("42.0", 42), ("4.2e1", 42), ("-0.0", 0), ("-7", -7)] {
             assert_eq!(parse_integer(raw), Some(value), "{raw}");

@@ -45,10 +45,11 @@ async fn list_products(
     page: Page,
     query: Result<Query<CatalogueQuery>, QueryRejection>,
 ) -> Result<Response, AppError> {
-    let Query(query) = query.map_err(|rejection| AppError::invalid("query", rejection.body_text()))?;
-    let filter = filter(&query)?;
-    let sort = optional("sort", query.sort.as_deref(), ProductSort::parse)?.unwrap_or_default();
-    let start = start(sort, page.after, query.after_key.as_deref())?;
+    let Query(CatalogueQuery { q, min_price, max_price, in_stock, sort, after_key }) =
+        query.map_err(|rejection| AppError::invalid("query", rejection.body_text()))?;
+    let filter = filter(q, min_price.as_deref(), max_price.as_deref(), in_stock.as_deref())?;
+    let sort = optional("sort", sort.as_deref(), ProductSort::parse)?.unwrap_or_default();
+    let start = start(sort, page.after, after_key.as_deref())?;
 
     let rows = products::catalogue(&**state.db.get().await?, &filter, start, page.fetch_limit()).await?;
 
@@ -56,14 +57,21 @@ async fn list_products(
     Ok(page.respond_after(rows.products()?, |p| after(p.position(sort)), &format!("{prefix}/api/v1/products"), &filter))
 }
 
-fn filter(query: &CatalogueQuery) -> Result<Filter, AppError> {
+/// The filters, each checked as its field: prices as on create, `min_price` not above
+/// `max_price`.
+fn filter(
+    q: Option<String>,
+    min_price: Option<&str>,
+    max_price: Option<&str>,
+    in_stock: Option<&str>,
+) -> Result<Filter, AppError> {
     let price =
         |raw: &str| parse_integer(raw).ok_or_else(|| Invalid("must be integer cents".into())).and_then(Cents::parse);
     let filter = Filter {
-        search: optional("q", query.q.clone(), SearchText::parse)?.flatten(),
-        min_price: optional("min_price", query.min_price.as_deref(), price)?,
-        max_price: optional("max_price", query.max_price.as_deref(), price)?,
-        in_stock: optional("in_stock", query.in_stock.as_deref(), boolean)?.unwrap_or(false),
+        search: optional("q", q, SearchText::parse)?.flatten(),
+        min_price: optional("min_price", min_price, price)?,
+        max_price: optional("max_price", max_price, price)?,
+        in_stock: optional("in_stock", in_stock, boolean)?.unwrap_or(false),
     };
     if let (Some(min), Some(max)) = (filter.min_price, filter.max_price)
         && min.get() > max.get()

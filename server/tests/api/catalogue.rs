@@ -129,6 +129,7 @@ async fn archived_products_stay_out_of_every_search_filter_and_sort() {
     named(&app, &admin, "Zelda I", 100, 5).await;
     let archived = named(&app, &admin, "Zelda II", 100, 5).await;
     named(&app, &admin, "Zelda III", 100, 5).await;
+    named(&app, &admin, "Celeste", 100, 5).await;
     archive(&app, &admin, archived).await;
 
     for query in ["", "q=zelda", "in_stock=true", "min_price=100", "sort=price", "sort=newest", "q=ii&sort=price"] {
