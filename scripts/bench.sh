@@ -18,7 +18,10 @@
 #   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
 #   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
 #   BENCH_PROFILE        cargo profile of the measured binaries (default release), to compare
-#                        profiles in one session (loadgen always comes from release)
+#                        profiles in one session (loadgen always comes from release, except
+#                        with dev: a quick check of the cases that builds nothing in release)
+#   BENCH_CASES          only our cases whose names match one of these globs, e.g.
+#                        "catalogue-*" (default: all); for quick checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -39,6 +42,20 @@ FUNCTIONS=$(for f in functions/*/; do f=${f%/}; echo "${f#functions/}"; done | x
 USERS=1000
 ORDER_PRODUCTS=1000
 LIST_PRODUCTS=50
+# The catalogue cases: 100k products, ten titles (one with an accent) and a hash fragment in
+# each name, prices 9.99-69.98 in 6000 steps (many ties), ten creation times per second.
+CATALOGUE_PRODUCTS=100000
+CATALOGUE_NAME="(ARRAY['The Legend of Zelda','Super Mario','Pokémon','Celeste','Hades','Portal','Doom','Tetris','Halo','Metroid'])[g % 10 + 1] || ' ' || substr(md5(g::text), 1, 6) || ' ' || g"
+# Case name and request, at the largest client count. catalogue-id (no filter) is the
+# baseline of the others; q=pokemon matches a tenth of the names (without its accent),
+# q=4a7b a handful (the trigram index), the price range a third, in price order.
+CATALOGUE_CASES=(
+  "catalogue-id /api/v1/products?limit=50"
+  "catalogue-q /api/v1/products?q=pokemon&limit=50"
+  "catalogue-q-rare /api/v1/products?q=4a7b&limit=50"
+  "catalogue-price /api/v1/products?min_price=2000&max_price=4000&sort=price&limit=50"
+  "catalogue-newest /api/v1/products?q=mario&in_stock=true&sort=newest&limit=50"
+)
 # 1e9 units per product as in the peer: no run can sell out.
 STOCK=1000000000
 PASSWORD=bench-password
@@ -48,7 +65,7 @@ case $SECS$ROUNDS in *[!0-9]*) die "BENCH_SECONDS and BENCH_ROUNDS must be integ
 
 n_clients=$(wc -w <<<"$CLIENTS")
 peer_runs=$((5 * n_clients)) # seed-order, single-order x hot, spread + seed-list
-ours_runs=$((3 * n_clients)) # orders hot, spread, list (+ the floor and login once)
+ours_runs=$((3 * n_clients + ${#CATALOGUE_CASES[@]})) # orders hot, spread, list; catalogue (+ the floor and login once)
 # Measured on a fresh clone: 8 min 38 s after the build for 3 rounds of 10 s runs, so the
 # set-up between runs (the peer reloads its schema, VACUUM, CHECKPOINT; ours copies a
 # template database, CHECKPOINT, starts the server) and the Lambda figures add ~40 s in all.
@@ -59,13 +76,18 @@ started=$(date +%s)
 ensure_postgres
 apt_install jq
 
+# The directory cargo builds a profile into.
+profile_dir() { case $1 in dev | test) echo debug ;; bench) echo release ;; *) echo "$1" ;; esac; }
+loadgen_profile=release
+[ "$PROFILE" = dev ] && loadgen_profile=dev
+
 if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
   log "BENCH_SKIP_BUILD=1: using the release binaries already in the target directory"
 else
   log "building release binaries (server, loadgen, then each function)"
   build_started=$(date +%s)
-  if [ "$PROFILE" = release ]; then
-    cargo build --release --quiet -p gamestore -p loadgen
+  if [ "$PROFILE" = "$loadgen_profile" ]; then
+    cargo build --profile "$PROFILE" --quiet -p gamestore -p loadgen
   else
     cargo build --release --quiet -p loadgen
     cargo build --profile "$PROFILE" --quiet -p gamestore
@@ -73,11 +95,13 @@ else
   # One function per cargo invocation, as `sam build` ships them: built together, cargo
   # would unify common's features and link the AWS SDK into functions that never call it.
   # Functions with the same features reuse each other's compiled dependencies.
-  for fn in $FUNCTIONS; do cargo build --profile "$PROFILE" --quiet -p "$fn"; done
+  if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
+    for fn in $FUNCTIONS; do cargo build --profile "$PROFILE" --quiet -p "$fn"; done
+  fi
   log "release build took $(($(date +%s) - build_started)) s"
 fi
-loadgen=${CARGO_TARGET_DIR:-target}/release/loadgen
-target=${CARGO_TARGET_DIR:-target}/$PROFILE
+loadgen=${CARGO_TARGET_DIR:-target}/$(profile_dir "$loadgen_profile")/loadgen
+target=${CARGO_TARGET_DIR:-target}/$(profile_dir "$PROFILE")
 gamestore=$target/gamestore
 
 mkdir -p .bench
@@ -93,6 +117,17 @@ port=$service_port
 admin_url="postgres://postgres@127.0.0.1:$port/postgres"
 db_url() { printf 'postgres://postgres@127.0.0.1:%s/%s\n' "$port" "$1"; }
 psql_q() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+# Whether our case (or a case starting with this prefix) is among BENCH_CASES.
+wanted() {
+  local glob globs
+  [ -n "${BENCH_CASES:-}" ] || return 0
+  read -ra globs <<<"$BENCH_CASES"
+  for glob in "${globs[@]}"; do
+    # shellcheck disable=SC2053 # the glob is meant to match
+    [[ $1 == $glob || $glob == "$1"* ]] && return 0
+  done
+  return 1
+}
 settings=$(psql_q -Atc "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' || string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync','synchronous_commit','full_page_writes','shared_buffers','max_connections','wal_level')" "$admin_url")
 log "$settings"
 
@@ -102,7 +137,7 @@ export JWT_SECRET
 # Template databases for our side, copied fresh before every run as the peer reloads its
 # schema before every run: same row counts, 1000 buyers, stock 1e9 per product.
 hash=$("$loadgen" hash "$PASSWORD")
-make_template() { # name products
+make_template() { # name products [SQL of the name of product g]
   psql_q -c "CREATE DATABASE $1" "$admin_url"
   DATABASE_URL=$(db_url "$1") RUST_LOG=warn "$gamestore" migrate
   # Products as the API creates them: the stock in one bucket, split by the first orders
@@ -112,13 +147,15 @@ make_template() { # name products
   # of orders, which grows with every order until autovacuum analyzes the table
   # (bench/README.md, session 3). A database fresh from its migrations has never been
   # vacuumed, and the planner does not take an unvacuumed table for an empty one.
-  psql_q -v hash="$hash" -v nproducts="$2" -v nusers="$USERS" -v stock="$STOCK" "$(db_url "$1")" <<'SQL'
+  psql_q -v hash="$hash" -v nproducts="$2" -v nusers="$USERS" -v stock="$STOCK" -v name="${3:-'Game ' || g}" "$(db_url "$1")" <<'SQL'
 INSERT INTO users (email, password_hash, role)
 SELECT 'bench' || g || '@example.com', :'hash', 'user' FROM generate_series(1, :nusers) AS g;
-INSERT INTO products (name, description, price, sku)
-SELECT 'Game ' || g,
+-- Ten products a second, as a busy admin would create them: sort=newest meets ties.
+INSERT INTO products (name, description, price, sku, created_at)
+SELECT :name,
        'Description of game ' || g || ': a single-player adventure with about one hundred bytes of text.',
-       999 + (g * 37) % 6000, 'SKU-' || lpad(g::text, 6, '0')
+       999 + (g * 37) % 6000, 'SKU-' || lpad(g::text, 6, '0'),
+       timestamptz '2026-12-01 00:00:00+00' + (g / 10) * interval '1 second'
 FROM generate_series(1, :nproducts) AS g;
 INSERT INTO product_stock (product_id, bucket, stock)
 SELECT p.id, 0, :stock FROM products p ORDER BY p.id;
@@ -128,6 +165,10 @@ SQL
 log "preparing our databases (1000 users, $ORDER_PRODUCTS and $LIST_PRODUCTS products)"
 make_template gs_tpl_orders "$ORDER_PRODUCTS"
 make_template gs_tpl_list "$LIST_PRODUCTS"
+if [ ${#CATALOGUE_CASES[@]} -gt 0 ] && wanted catalogue-; then
+  log "preparing the catalogue database ($CATALOGUE_PRODUCTS products)"
+  make_template gs_tpl_catalogue "$CATALOGUE_PRODUCTS" "$CATALOGUE_NAME"
+fi
 psql_q -Atc "SELECT id || ' ' || role FROM users WHERE email LIKE 'bench%' ORDER BY id" "$(db_url gs_tpl_orders)" \
   | "$loadgen" tokens >"$run/tokens.txt"
 
@@ -180,6 +221,7 @@ hz=$(getconf CLK_TCK)
 ours_one() { # round case template clients loadgen-args...
   local round=$1 case=$2 template=$3 clients=$4 out db0 app0 client0 db1 app1 client1
   shift 4
+  wanted "$case" || return 0
   out="$run/ours-$round/$case-$clients.json"
   fresh_db "$template"
   start_server
@@ -203,6 +245,11 @@ ours_round() {
     ours_one "$round" orders-hot gs_tpl_orders "$c" --scenario orders --products 1 --tokens "$run/tokens.txt"
     ours_one "$round" orders-spread gs_tpl_orders "$c" --scenario orders --products "$ORDER_PRODUCTS" --tokens "$run/tokens.txt"
     ours_one "$round" list gs_tpl_list "$c" --scenario list
+  done
+  # The catalogue at 100k products, at the largest client count, every round.
+  local entry
+  for entry in "${CATALOGUE_CASES[@]}"; do
+    ours_one "$round" "${entry%% *}" gs_tpl_catalogue "${CLIENTS##* }" --scenario catalogue --path "${entry#* }"
   done
   # Reference rows without a peer, measured once, in the last round. The floor: a request
   # that touches no database (an unknown path, JSON 404) through the same server and load

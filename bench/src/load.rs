@@ -24,6 +24,8 @@ pub enum Scenario {
     Orders,
     /// GET /api/v1/products?limit=50.
     List,
+    /// GET of `--path`: a catalogue page, searched, filtered or sorted.
+    Catalogue,
     /// POST /api/v1/auth/login as a random one of the bench users.
     Login,
     /// GET of a path no function serves: the server's JSON 404, no database work. The
@@ -40,6 +42,8 @@ pub struct Options {
     pub tokens: Vec<String>,
     pub users: u64,
     pub password: String,
+    /// The catalogue scenario's request path and query.
+    pub path: String,
 }
 
 #[derive(Default)]
@@ -64,6 +68,7 @@ fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error>
                 .body(Full::new(Bytes::from(format!("{{\"product_id\":{product}}}"))))?
         }
         Scenario::List => builder.method("GET").uri("/api/v1/products?limit=50").body(Full::new(Bytes::new()))?,
+        Scenario::Catalogue => builder.method("GET").uri(opts.path.as_str()).body(Full::new(Bytes::new()))?,
         Scenario::Floor => builder.method("GET").uri("/api/v1/bench-floor").body(Full::new(Bytes::new()))?,
         Scenario::Login => {
             let user = 1 + rng.u64(..opts.users.max(1));
@@ -81,7 +86,7 @@ fn request(opts: &Options, rng: &mut Rng) -> Result<Request<Full<Bytes>>, Error>
 fn expected_status(scenario: Scenario) -> u16 {
     match scenario {
         Scenario::Orders => 201,
-        Scenario::List | Scenario::Login => 200,
+        Scenario::List | Scenario::Catalogue | Scenario::Login => 200,
         Scenario::Floor => 404,
     }
 }

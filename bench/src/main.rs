@@ -50,6 +50,9 @@ enum Cmd {
         users: u64,
         #[arg(long, default_value = "bench-password")]
         password: String,
+        /// The catalogue scenario's request path and query.
+        #[arg(long, default_value = "/api/v1/products?limit=50")]
+        path: String,
     },
     /// Cold init, RSS and warm latency of one Lambda binary against a fake Runtime API.
     Lambda {
@@ -111,7 +114,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 fn run(cmd: Cmd) -> Result<(), Error> {
     match cmd {
-        Cmd::Http { addr, scenario, connections, seconds, products, tokens, users, password } => {
+        Cmd::Http { addr, scenario, connections, seconds, products, tokens, users, password, path } => {
             let tokens = match tokens {
                 Some(path) => {
                     std::fs::read_to_string(path)?.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
@@ -130,6 +133,7 @@ fn run(cmd: Cmd) -> Result<(), Error> {
                 tokens,
                 users,
                 password,
+                path,
             };
             let result = runtime()?.block_on(load::run(opts))?;
             println!("{result}");

@@ -27,6 +27,7 @@ const FUNCTIONS: &[(&str, &str)] = function_files![
     "place_order",
     "rate_limit_hit",
     "refuse_archived",
+    "search_key",
     "split_stock",
     "take_free_stock",
     "take_stock",

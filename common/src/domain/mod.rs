@@ -6,7 +6,9 @@ mod product;
 mod user;
 
 pub use order::{IdempotencyKey, OrderId, OrderLine, OrderLines, OrderStatus, Quantity};
-pub use product::{Cents, Description, ProductId, ProductName, Sku, Stock, StockDelta, StockReason};
+pub use product::{
+    Cents, Description, ProductId, ProductName, ProductSort, SearchText, Sku, Stock, StockDelta, StockReason,
+};
 pub use user::{Email, Masked, Password, Role, UserId};
 
 use crate::error::AppError;
@@ -105,6 +107,22 @@ mod tests {
         assert!(Description::parse("nul\0byte".into()).is_err());
         assert!(Email::parse("a\0b@example.com".into()).is_err());
         assert!(Description::parse("x".repeat(5001)).is_err());
+    }
+
+    #[test]
+    fn search_text_and_sort_rules() {
+        let text = |raw: &str| SearchText::parse(raw.into()).map(|t| t.map(|t| t.as_str().to_owned()));
+        assert_eq!(text("  Zelda "), Ok(Some("Zelda".into())));
+        assert_eq!(text("   "), Ok(None), "only spaces is no search");
+        assert_eq!(text(&"é".repeat(100)).map(|t| t.map(|t| t.chars().count())), Ok(Some(100)));
+        for bad in ["zel\n", "\0", "a\u{7}b", "a\u{85}b", &"x".repeat(101), &format!(" {}", "x".repeat(100))] {
+            assert!(text(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(ProductSort::parse("newest"), Ok(ProductSort::Newest));
+        assert_eq!(ProductSort::default(), ProductSort::Id);
+        for bad in ["", "PRICE", "name"] {
+            assert!(ProductSort::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

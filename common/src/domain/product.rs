@@ -93,6 +93,65 @@ impl Cents {
     }
 }
 
+/// What a catalogue search looks for in product names: up to 100 characters, no control
+/// characters, trimmed. Empty (or only spaces) is no search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText(String);
+
+impl SearchText {
+    pub const MAX_CHARS: usize = 100;
+
+    /// `None` when there is nothing to look for.
+    pub fn parse(raw: String) -> Result<Option<Self>, Invalid> {
+        // Both checked before trimming, as the OpenAPI document states them: a trailing
+        // line break is refused, not trimmed away.
+        if raw.chars().count() > Self::MAX_CHARS {
+            return invalid(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        if raw.chars().any(char::is_control) {
+            return invalid("must not contain control characters");
+        }
+        let text = raw.trim();
+        Ok((!text.is_empty()).then(|| Self(text.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The order of a catalogue page; every order ends with the id, so it is total and a
+/// keyset page boundary is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductSort {
+    /// Oldest id first.
+    #[default]
+    Id,
+    /// Cheapest first.
+    Price,
+    /// Most recently created first.
+    Newest,
+}
+
+impl ProductSort {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "id" => Ok(Self::Id),
+            "price" => Ok(Self::Price),
+            "newest" => Ok(Self::Newest),
+            _ => invalid("must be one of id, price, newest"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Price => "price",
+            Self::Newest => "newest",
+        }
+    }
+}
+
 /// Stock-keeping unit: 1 to 64 of `A-Z a-z 0-9 . _ -`, kept as given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sku(String);

@@ -9,6 +9,7 @@ mod archive;
 mod auth;
 mod bad_input;
 mod carts;
+mod catalogue;
 mod commit_unknown;
 mod connections;
 mod deadlocks;
