@@ -141,8 +141,8 @@ struct Terms {
 }
 
 /// Round `round`'s steps: 24 orders (a third of them with two or three lines), 6 orders
-/// cancelled as soon as placed, 10 cancels of earlier orders (4 of them raced by a second
-/// cancel from the other side), and 12 stock changes, half of them removals. Quantities and
+/// cancelled as soon as placed, 10 cancels of earlier orders (4 of them raced by two more
+/// cancels), and 12 stock changes, half of them removals. Quantities and
 /// products vary with the round and the step, so rounds differ.
 fn steps(round: usize, open: &[(i64, usize)]) -> Vec<Step> {
     let n = PRODUCTS.len();
@@ -151,7 +151,7 @@ fn steps(round: usize, open: &[(i64, usize)]) -> Vec<Step> {
         let quantity = |k: usize| 1 + ((i * 7 + round * 3 + k) % 4) as i64;
         match i % 3 {
             0 => vec![(first, quantity(0)), ((first + 1) % n, quantity(1))],
-            1 if i % 2 == 0 => vec![(first, quantity(0)), ((first + 2) % n, quantity(1)), ((first + 3) % n, 1)],
+            1 if i.is_multiple_of(2) => vec![(first, quantity(0)), ((first + 2) % n, quantity(1)), ((first + 3) % n, 1)],
             _ => vec![(first, quantity(0))],
         }
     };
@@ -166,6 +166,7 @@ fn steps(round: usize, open: &[(i64, usize)]) -> Vec<Step> {
         steps.push(Step::Cancel { order: *order, buyer: *buyer, admin: k % 2 == 1 });
         if k < 4 {
             steps.push(Step::Cancel { order: *order, buyer: *buyer, admin: k % 2 == 0 });
+            steps.push(Step::Cancel { order: *order, buyer: *buyer, admin: true });
         }
     }
     for i in 0..12 {
