@@ -151,7 +151,9 @@ fn steps(round: usize, open: &[(i64, usize)]) -> Vec<Step> {
         let quantity = |k: usize| 1 + ((i * 7 + round * 3 + k) % 4) as i64;
         match i % 3 {
             0 => vec![(first, quantity(0)), ((first + 1) % n, quantity(1))],
-            1 if i.is_multiple_of(2) => vec![(first, quantity(0)), ((first + 2) % n, quantity(1)), ((first + 3) % n, 1)],
+            1 if i.is_multiple_of(2) => {
+                vec![(first, quantity(0)), ((first + 2) % n, quantity(1)), ((first + 3) % n, 1)]
+            }
             _ => vec![(first, quantity(0))],
         }
     };
