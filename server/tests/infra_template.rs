@@ -505,6 +505,30 @@ fn no_fixed_names_on_replaceable_resources() {
     assert!(problems.is_empty(), "names:\n  {}", problems.join("\n  "));
 }
 
+// ------------------------------------------------------------------ CORS
+
+/// The items of a flow list value, `[a, b, "c"]`.
+fn flow_list(value: &str) -> Vec<String> {
+    let inner = value.trim().strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or_default();
+    inner.split(',').map(|item| item.trim().trim_matches('"').to_owned()).filter(|item| !item.is_empty()).collect()
+}
+
+/// API Gateway answers CORS in AWS, the local server's layer locally: a browser may send
+/// and read the same things through both.
+#[test]
+fn api_gateway_cors_allows_what_the_local_server_does() {
+    let text = read("infra/template.yaml");
+    let template = Template { root: Block::new(&text) };
+    let cors = template.resource("HttpApi").path(&["Properties", "CorsConfiguration"]).expect("CorsConfiguration");
+    let listed = |key: &str| flow_list(cors.value(key).unwrap_or_else(|| panic!("CorsConfiguration.{key}")));
+    let methods: Vec<String> = common::http::CORS_ALLOW_METHODS.iter().map(ToString::to_string).collect();
+    assert_eq!(listed("AllowMethods"), methods);
+    assert_eq!(listed("AllowHeaders"), common::http::CORS_ALLOW_HEADERS);
+    assert_eq!(listed("ExposeHeaders"), common::http::CORS_EXPOSE_HEADERS);
+    assert_eq!(cors.value("MaxAge"), Some(common::http::CORS_MAX_AGE_SECS.to_string().as_str()));
+    assert!(cors.value("AllowOrigins").is_some_and(|v| v.contains("CorsAllowedOrigins")), "{}", cors.text());
+}
+
 // ------------------------------------------------------------------ extension layer
 
 #[test]

@@ -190,6 +190,11 @@ impl TestApp {
 
     /// Inserts a user directly (no hashing cost) and returns a token for it.
     pub async fn user_token(&self, role: Role) -> String {
+        self.user(role).await.1
+    }
+
+    /// [`Self::user_token`], with the user's address: (email, token).
+    pub async fn user(&self, role: Role) -> (String, String) {
         let email = crate::unique_email("user");
         let id: i64 = self
             .query_one(
@@ -197,7 +202,7 @@ impl TestApp {
                 &[&email, &role.as_str()],
             )
             .await;
-        self.jwt().issue(UserId::new(id), role).expect("issue token")
+        (email, self.jwt().issue(UserId::new(id), role).expect("issue token"))
     }
 
     /// [`Self::user_token`] for `count` users of `role`.

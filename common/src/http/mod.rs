@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use lambda_http::RequestExt;
@@ -92,12 +92,25 @@ fn cors(allowed_origins: Option<&str>) -> Option<CorsLayer> {
     Some(
         CorsLayer::new()
             .allow_origin(origins)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("idempotency-key")])
-            .expose_headers([header::LINK, header::RETRY_AFTER, HeaderName::from_static(REQUEST_ID)])
-            .max_age(Duration::from_secs(600)),
+            .allow_methods(CORS_ALLOW_METHODS)
+            .allow_headers(CORS_ALLOW_HEADERS.map(HeaderName::from_static))
+            .expose_headers(CORS_EXPOSE_HEADERS.map(HeaderName::from_static))
+            .max_age(Duration::from_secs(CORS_MAX_AGE_SECS)),
     )
 }
+
+// What browsers may send and read, for the local layer above and for API Gateway's
+// CorsConfiguration in infra/template.yaml, which answers in AWS instead (it ignores the
+// functions' CORS headers); server/tests/infra_template.rs checks that the two agree.
+/// Methods a browser may call.
+pub const CORS_ALLOW_METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
+/// Request headers a browser may send (lower case, as header names are compared).
+pub const CORS_ALLOW_HEADERS: [&str; 4] = ["authorization", "content-type", "idempotency-key", "if-match"];
+/// Response headers a browser's script may read: the version for If-Match, the next
+/// page, the created resource, when to retry, the request id.
+pub const CORS_EXPOSE_HEADERS: [&str; 5] = ["etag", "link", "location", "retry-after", REQUEST_ID];
+/// How long a browser may cache a preflight's answer.
+pub const CORS_MAX_AGE_SECS: u64 = 600;
 
 const REQUEST_ID: &str = "x-request-id";
 /// Locally, a caller's X-Ray trace header (API Gateway sets it in AWS; Lambda passes it in the context).
@@ -132,6 +145,7 @@ async fn request_span(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     async fn preflight(router: Router, origin: &str) -> Option<String> {
         use tower::ServiceExt;
@@ -183,6 +197,47 @@ mod tests {
         let (response, _) = call(router, post("/things", vec![b' '; BODY_LIMIT])).await;
         assert_eq!(response.status(), axum::http::StatusCode::OK);
         assert!(!response.headers().contains_key(header::CONNECTION));
+    }
+
+    /// A PATCH with If-Match may be sent from a browser, and its script may read a GET's ETag.
+    #[tokio::test]
+    async fn cors_allows_conditional_writes_and_exposes_the_version() {
+        use tower::ServiceExt;
+        let routes = Router::new().route(
+            "/things/1",
+            axum::routing::get(|| async { ([(header::ETAG, "\"3\"")], "{}") }).patch(|| async { "{}" }),
+        );
+        let router = finish_with(routes, cors(Some("https://shop.example")));
+        let request = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/things/1")
+            .header(header::ORIGIN, "https://shop.example")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "PATCH")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization,content-type,if-match")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        let Ok(preflight) = router.clone().oneshot(request).await;
+        let list = |response: &Response, name: header::HeaderName| -> Vec<String> {
+            let value = response.headers().get(name).map(|v| v.to_str().unwrap_or_default()).unwrap_or_default();
+            value.split(',').map(|item| item.trim().to_ascii_lowercase()).filter(|item| !item.is_empty()).collect()
+        };
+        assert!(preflight.status().is_success(), "{:?}", preflight.status());
+        let methods = list(&preflight, header::ACCESS_CONTROL_ALLOW_METHODS);
+        assert!(methods.contains(&"patch".to_owned()) && methods.contains(&"delete".to_owned()), "{methods:?}");
+        let headers = list(&preflight, header::ACCESS_CONTROL_ALLOW_HEADERS);
+        for name in ["authorization", "content-type", "if-match", "idempotency-key"] {
+            assert!(headers.contains(&name.to_owned()), "{name} not in {headers:?}");
+        }
+
+        let request = Request::get("/things/1")
+            .header(header::ORIGIN, "https://shop.example")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        let Ok(got) = router.oneshot(request).await;
+        let exposed = list(&got, header::ACCESS_CONTROL_EXPOSE_HEADERS);
+        for name in ["etag", "link", "location"] {
+            assert!(exposed.contains(&name.to_owned()), "{name} not in {exposed:?}");
+        }
     }
 
     #[tokio::test]

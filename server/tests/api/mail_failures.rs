@@ -22,7 +22,7 @@ use testkit::services::{localstack_url, redis_url};
 
 use crate::email::redis_streams::{app_publishing_to, pending, redis, redis_queue, stream_len};
 use crate::email::sqs_ses::ses_mails_to;
-use crate::email::{MailLog, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
+use crate::email::{MailEvent, MailLog, fast_sweep, fast_worker, register_ok, run_worker, sqs_fixture};
 use testkit::app::TestApp;
 use testkit::unique_email;
 
@@ -82,8 +82,21 @@ impl Publisher for RecordingPublisher {
     }
 }
 
+/// The outbox id of the last mail to `to` (a cancellation comes after its confirmation).
 async fn outbox_id(app: &TestApp, to: &str) -> i64 {
-    app.query_one("SELECT id FROM outbox WHERE payload->>'to' = $1", &[&to]).await
+    app.query_one("SELECT max(id) FROM outbox WHERE payload->>'to' = $1", &[&to]).await
+}
+
+/// The queue message of the last mail to `to`, as the outbox publishes it.
+async fn last_message(app: &TestApp, to: &str) -> String {
+    let id = outbox_id(app, to).await;
+    let (kind, payload): (String, String) = {
+        let client = app.pool().get().await.unwrap();
+        let row = client.query_one("SELECT kind, payload::TEXT FROM outbox WHERE id = $1", &[&id]).await.unwrap();
+        (row.get(0), row.get(1))
+    };
+    let payload: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    json!({"id": id, "kind": kind, "payload": payload}).to_string()
 }
 
 /// The delivery row of `to`'s mail: (status, failure), if there is one.
@@ -97,7 +110,8 @@ async fn delivery(app: &TestApp, to: &str) -> Option<(String, Option<String>)> {
 }
 
 async fn is_settled(app: &TestApp, to: &str) -> bool {
-    app.query_one("SELECT settled_at IS NOT NULL FROM outbox WHERE payload->>'to' = $1", &[&to]).await
+    let id = outbox_id(app, to).await;
+    app.query_one("SELECT settled_at IS NOT NULL FROM outbox WHERE id = $1", &[&id]).await
 }
 
 fn sweep_now() -> SweepConfig {
@@ -106,15 +120,31 @@ fn sweep_now() -> SweepConfig {
 
 #[tokio::test]
 async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure() {
+    rejected_acknowledged_and_transient_retried(MailEvent::Registration).await;
+}
+
+#[tokio::test]
+async fn a_rejected_or_failing_order_confirmation_is_sent_at_most_once() {
+    rejected_acknowledged_and_transient_retried(MailEvent::Order).await;
+}
+
+#[tokio::test]
+async fn a_rejected_or_failing_cancellation_is_sent_at_most_once() {
+    rejected_acknowledged_and_transient_retried(MailEvent::Cancel).await;
+}
+
+/// One SQS batch of `event`'s mail to three users: ann's refused for good, bob's failing for
+/// now, carol's sent; then the batch again, then the sweeper.
+async fn rejected_acknowledged_and_transient_retried(mail_event: MailEvent) {
     let app = TestApp::spawn().await;
-    let (ann, bob, carol) = (unique_email("ann"), unique_email("bob"), unique_email("carol"));
-    for to in [&ann, &bob, &carol] {
-        register_ok(&app, to).await;
+    let mut recipients = Vec::new();
+    for _ in 0..3 {
+        recipients.push(mail_event.happen(&app).await.to);
     }
+    let [ann, bob, carol] = [&recipients[0], &recipients[1], &recipients[2]].map(String::clone);
     let mut event = sqs_fixture();
     for (i, to) in [&ann, &bob, &carol].into_iter().enumerate() {
-        let body = json!({"id": outbox_id(&app, to).await, "kind": "welcome_email", "payload": {"to": to}});
-        event["Records"][i]["body"] = json!(body.to_string());
+        event["Records"][i]["body"] = json!(last_message(&app, to).await);
     }
     let event: SqsEvent = serde_json::from_value(event).unwrap();
     let message_ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap()).collect();
@@ -143,12 +173,23 @@ async fn sqs_batch_acknowledges_a_rejected_mail_and_retries_a_transient_failure(
     assert_eq!((mailer.attempts(&ann), mailer.attempts(&bob), mailer.attempts(&carol)), (1, 2, 1));
     assert_eq!(mails.mails().len(), 1);
 
-    // The sweeper republishes the unsettled transient failure only.
+    // The sweeper republishes the unsettled transient failure only (and, for a cancel, the
+    // order confirmations this test never delivered).
     let publisher = RecordingPublisher::default();
     let report = outbox::sweep(app.pool(), &publisher, &sweep_now()).await.unwrap();
-    assert_eq!(report.republished, 1);
+    let others = app.count(&format!("outbox WHERE kind <> '{}'", mail_event.kind())).await;
+    assert_eq!(report.republished, 1 + others as u64);
     let bob_id = outbox_id(&app, &bob).await;
-    assert_eq!(*publisher.0.lock().unwrap(), vec![bob_id]);
+    let of_kind: Vec<i64> = {
+        let client = app.pool().get().await.unwrap();
+        let recorded = publisher.0.lock().unwrap().clone();
+        let rows = client
+            .query("SELECT id FROM outbox WHERE id = ANY($1) AND kind = $2", &[&recorded, &mail_event.kind()])
+            .await
+            .unwrap();
+        rows.iter().map(|row| row.get(0)).collect()
+    };
+    assert_eq!(of_kind, vec![bob_id]);
 }
 
 #[tokio::test]

@@ -33,4 +33,5 @@ mod retention;
 mod soak;
 mod sql_functions;
 mod stock_changes;
+mod stock_invariant;
 mod throttling;

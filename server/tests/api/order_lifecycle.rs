@@ -10,7 +10,14 @@ use futures_util::future::join_all;
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use common::queue;
 use testkit::app::TestApp;
+use testkit::eventually;
+use testkit::postgres::connect;
+use testkit::services::redis_url;
+
+use crate::email::redis_streams::{app_publishing_to, redis_queue};
+use crate::email::{MailLog, start_pipeline};
 
 async fn order(app: &TestApp, token: &str, body: Value) -> i64 {
     let placed = app.post("/api/v1/orders", &body, Some(token)).await;
@@ -169,22 +176,61 @@ async fn past_the_window_only_an_admin_cancels() {
     assert_eq!(app.stock(a).await, 10);
 }
 
+/// Racing cancels of one order, made to race: the test holds every stock bucket of the
+/// order's products until each cancel waits for a lock (on the order row, or, for the one
+/// that got it, on a bucket), then lets them go. The stock comes back once, and the buyer
+/// gets one confirmation and one cancellation mail through the queue and the worker.
 #[tokio::test]
 async fn racing_cancels_give_the_stock_back_once_and_write_one_mail() {
-    let app = TestApp::spawn().await;
+    const CANCELS: usize = 10;
+    let queue = redis_queue(&redis_url());
+    let app = app_publishing_to(&queue).await;
+    let mails = MailLog::new();
+    let pipeline = start_pipeline(&app, queue::consumer(&queue).await.expect("consumer"), mails.mailer());
     let (a, b) = (app.product("RACE-A", 300, 50).await, app.product("RACE-B", 700, 50).await);
     app.split(a).await;
     let (ann, admin) = (app.user_token(Role::User).await, app.user_token(Role::Admin).await);
     let id =
         order(&app, &ann, json!({"items": [{"product_id": a, "quantity": 5}, {"product_id": b, "quantity": 7}]})).await;
 
-    let tokens: Vec<&str> = (0..20).map(|i| if i % 2 == 0 { ann.as_str() } else { admin.as_str() }).collect();
-    let answers = join_all(tokens.iter().map(|token| cancel(&app, id, Some(token)))).await;
+    let blocker = connect(&app.database_url).await;
+    blocker.batch_execute("BEGIN").await.expect("begin");
+    blocker
+        .execute("SELECT 1 FROM product_stock WHERE product_id = ANY($1) FOR UPDATE", &[&vec![a, b]])
+        .await
+        .expect("hold the buckets");
+    let tokens: Vec<&str> = (0..CANCELS).map(|i| if i % 2 == 0 { ann.as_str() } else { admin.as_str() }).collect();
+    let release = async {
+        eventually(Duration::from_secs(30), "every cancel waiting for a lock", || async {
+            // As the application's role, which sees what its own sessions wait for.
+            let waiting: i64 = app
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await;
+            waiting >= CANCELS as i64
+        })
+        .await;
+        blocker.batch_execute("COMMIT").await.expect("release the buckets");
+    };
+    let (answers, ()) = tokio::join!(join_all(tokens.iter().map(|token| cancel(&app, id, Some(token)))), release);
     for answer in &answers {
         assert_eq!((answer.status, &answer.body["status"]), (StatusCode::OK, &json!("cancelled")), "{:?}", answer.body);
     }
     assert_eq!((app.stock(a).await, app.stock(b).await), (50, 50));
     assert_eq!(outbox_rows(&app, "order_cancelled", id).await, 1);
+
+    eventually(Duration::from_secs(30), "both mails settled", || async {
+        app.count("outbox WHERE settled_at IS NOT NULL").await == 2
+    })
+    .await;
+    pipeline.stop().await;
+    let mut subjects: Vec<Value> = mails.mails().iter().map(|mail| mail["subject"].clone()).collect();
+    subjects.sort_by_key(Value::to_string);
+    let sent = [format!("Your Game Store order {id} is cancelled"), format!("Your Game Store order {id}")];
+    assert_eq!(subjects, sent.map(Value::from));
 }
 
 #[tokio::test]

@@ -21,7 +21,9 @@ use testkit::services::redis_url;
 
 use crate::email::redis_streams::{app_publishing_to, pending, redis, redis_queue, stream_len};
 use crate::email::sqs_ses::LocalStack;
-use crate::email::{MailLog, delivery_rows, fast_sweep, fast_worker, register_ok, sqs_fixture, start_pipeline};
+use crate::email::{
+    MailEvent, MailLog, Sent, delivery_rows, fast_sweep, fast_worker, register_ok, sqs_fixture, start_pipeline,
+};
 use crate::mail_failures::RecordingPublisher;
 use testkit::app::TestApp;
 use testkit::unique_email;
@@ -177,35 +179,55 @@ async fn a_message_deleted_from_the_stream_is_republished_and_each_mail_sent_onc
 
 #[tokio::test]
 async fn a_message_deleted_from_the_sqs_queue_is_republished_and_sent_once() {
+    lost_from_sqs_then_republished_and_sent_once(MailEvent::Registration).await;
+}
+
+#[tokio::test]
+async fn a_lost_order_confirmation_is_republished_and_sent_once() {
+    lost_from_sqs_then_republished_and_sent_once(MailEvent::Order).await;
+}
+
+#[tokio::test]
+async fn a_lost_cancellation_is_republished_and_sent_once() {
+    lost_from_sqs_then_republished_and_sent_once(MailEvent::Cancel).await;
+}
+
+/// Every message `event` published is lost (taken off the queue without its mail being
+/// sent): the sweeper republishes each and each mail goes out once.
+async fn lost_from_sqs_then_republished_and_sent_once(event: MailEvent) {
     let localstack = LocalStack::queues(5, 5).await;
     let publisher: Arc<dyn Publisher> = Arc::new(localstack.queue());
     let app = TestApp::spawn_with_publisher(Some(publisher.clone())).await;
     let consumer = Arc::new(localstack.queue());
 
-    let ann = unique_email("ann");
-    register_ok(&app, &ann).await;
-    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await, 1);
-    // The message is lost: taken off the queue without its mail being sent.
+    let Sent { to, subjects } = event.happen(&app).await;
+    let rows = subjects.len();
+    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await, rows as i64);
     let mut taken = Vec::new();
     let start = Instant::now();
-    while taken.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the published message never arrived");
-        taken = consumer.receive(10).await.unwrap();
+    while taken.len() < rows {
+        assert!(start.elapsed() < Duration::from_secs(30), "the published messages never arrived");
+        taken.extend(consumer.receive(10).await.unwrap());
     }
-    assert_eq!(taken.len(), 1);
-    consumer.ack(&taken[0]).await.unwrap();
+    assert_eq!(taken.len(), rows);
+    for message in &taken {
+        consumer.ack(message).await.unwrap();
+    }
 
     let report = outbox::sweep(app.pool(), publisher.as_ref(), &sweep_now()).await.unwrap();
-    assert_eq!((report.republished, report.failed), (1, 0));
+    assert_eq!((report.republished, report.failed), (rows as u64, 0));
 
     let mails = MailLog::new();
     let pipeline = start_pipeline(&app, consumer, mails.mailer());
-    eventually(Duration::from_secs(30), "the mail settled", || async { settled(&app).await == 1 }).await;
+    eventually(Duration::from_secs(30), "the mails settled", || async { settled(&app).await == rows as i64 }).await;
     pipeline.stop().await;
 
-    assert_eq!(mails.count_to(&ann), 1);
-    assert_eq!(mails.mails().len(), 1);
-    assert_eq!(delivery_rows(&app).await, (1, 1));
+    assert_eq!(mails.count_to(&to), rows);
+    assert_eq!(mails.mails().len(), rows);
+    for subject in &subjects {
+        assert_eq!(mails.mails().iter().filter(|m| m["subject"] == subject.as_str()).count(), 1, "{subject}");
+    }
+    assert_eq!(delivery_rows(&app).await, (rows as i64, rows as i64));
 }
 
 #[tokio::test]

@@ -116,6 +116,54 @@ pub(crate) async fn register_ok(app: &TestApp, email: &str) {
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
 }
 
+/// An event that sends mail, one per kind of mail: a registration (the welcome mail), an
+/// order (its confirmation) and a cancel (after the order's confirmation, the cancellation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MailEvent {
+    Registration,
+    Order,
+    Cancel,
+}
+
+/// What a [`MailEvent`] sent: to whom, and the subject of each mail (each must arrive once).
+pub(crate) struct Sent {
+    pub(crate) to: String,
+    pub(crate) subjects: Vec<String>,
+}
+
+impl MailEvent {
+    /// The outbox kind of the mail this event is about.
+    pub(crate) fn kind(self) -> &'static str {
+        match self {
+            Self::Registration => common::message::WELCOME_EMAIL,
+            Self::Order => common::message::ORDER_CONFIRMATION,
+            Self::Cancel => common::message::ORDER_CANCELLED,
+        }
+    }
+
+    /// Makes the event happen for a new user of `app`.
+    pub(crate) async fn happen(self, app: &TestApp) -> Sent {
+        if let Self::Registration = self {
+            let to = unique_email("ann");
+            register_ok(app, &to).await;
+            return Sent { to, subjects: vec!["Welcome to the Game Store".to_owned()] };
+        }
+        let (to, token) = app.user(common::domain::Role::User).await;
+        let sku = unique("MAIL");
+        let product = app.product(&sku, 1500, 10).await;
+        let placed = app.post("/api/v1/orders", &json!({"product_id": product}), Some(&token)).await;
+        assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.body);
+        let order = placed.body["order_id"].as_i64().expect("order id");
+        let mut subjects = vec![format!("Your Game Store order {order}")];
+        if let Self::Cancel = self {
+            let cancelled = app.post(&format!("/api/v1/orders/{order}/cancel"), &json!({}), Some(&token)).await;
+            assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+            subjects.push(format!("Your Game Store order {order} is cancelled"));
+        }
+        Sent { to, subjects }
+    }
+}
+
 pub(crate) async fn delivery_rows(app: &TestApp) -> (i64, i64) {
     let sent: i64 = app.query_one("SELECT count(*) FROM email_deliveries WHERE sent_at IS NOT NULL", &[]).await;
     (app.count("email_deliveries").await, sent)

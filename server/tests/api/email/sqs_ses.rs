@@ -1,5 +1,6 @@
-//! The welcome email through SQS and SES on LocalStack (the deployed shape's queue and
-//! mail service): delivered once, and a message that always fails ends in the DLQ.
+//! The mails (welcome, order confirmation, cancellation) through SQS and SES on LocalStack
+//! (the deployed shape's queue and mail service): each delivered once, and a message that
+//! always fails ends in the DLQ.
 
 use common::config::QueueConfig;
 use std::collections::HashSet;
@@ -17,7 +18,9 @@ use testkit::services::localstack_url;
 use testkit::unique_email;
 use testkit::{eventually, unique};
 
-use super::{FailingMailer, MailLog, delivery_rows, fast_worker, register_ok, run_worker, start_pipeline};
+use super::{
+    FailingMailer, MailEvent, MailLog, Sent, delivery_rows, fast_worker, register_ok, run_worker, start_pipeline,
+};
 
 /// An SQS queue and its DLQ of this test's own on LocalStack, and the clients that reach
 /// them and SES.
@@ -89,6 +92,21 @@ pub(crate) async fn ses_mails_to(to: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn register_delivers_through_sqs_and_ses_on_localstack() {
+    delivers_once_through_sqs_and_ses(MailEvent::Registration).await;
+}
+
+#[tokio::test]
+async fn an_order_confirmation_is_delivered_once_through_sqs_and_ses() {
+    delivers_once_through_sqs_and_ses(MailEvent::Order).await;
+}
+
+#[tokio::test]
+async fn a_cancellation_is_delivered_once_through_sqs_and_ses() {
+    delivers_once_through_sqs_and_ses(MailEvent::Cancel).await;
+}
+
+/// `event`'s mails go through the deployed shape's queue and mail service, each once.
+async fn delivers_once_through_sqs_and_ses(event: MailEvent) {
     let localstack = LocalStack::queues(5, 5).await;
     let (sqs, queue_url) = (&localstack.sqs, localstack.url.clone());
     let sender = common::config::MailConfig::DEFAULT_FROM;
@@ -101,22 +119,33 @@ async fn register_delivers_through_sqs_and_ses_on_localstack() {
     let mailer: Arc<dyn Mailer> = Arc::new(common::mail::ses::SesMailer::with_client(ses, sender));
     let pipeline = start_pipeline(&app, consumer, mailer);
 
-    let ann = unique_email("ann");
-    register_ok(&app, &ann).await;
-    eventually(Duration::from_secs(30), "the mail at LocalStack's SES", || async {
-        ses_mails_to(&ann).await.len() == 1
+    let Sent { to, subjects } = event.happen(&app).await;
+    let expected = subjects.len();
+    eventually(Duration::from_secs(30), "the mails at LocalStack's SES", || async {
+        ses_mails_to(&to).await.len() == expected
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     pipeline.stop().await;
 
-    let sent = ses_mails_to(&ann).await;
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0]["Source"], sender);
-    assert_eq!(sent[0]["Subject"], "Welcome to the Game Store");
-    assert!(sent[0]["Body"]["text_part"].as_str().unwrap().contains(&ann), "{sent:?}");
-    assert!(sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"), "{sent:?}");
-    assert_eq!(delivery_rows(&app).await, (1, 1));
+    let sent = ses_mails_to(&to).await;
+    assert_eq!(sent.len(), expected, "{sent:?}");
+    let mut got: Vec<&str> = sent.iter().map(|mail| mail["Subject"].as_str().unwrap()).collect();
+    got.sort_unstable();
+    let mut subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    subjects.sort_unstable();
+    assert_eq!(got, subjects, "{sent:?}");
+    for mail in &sent {
+        assert_eq!(mail["Source"], sender);
+        let html = mail["Body"]["html_part"].as_str().unwrap();
+        assert!(html.contains(&format!("<h1>{}</h1>", mail["Subject"].as_str().unwrap())), "{sent:?}");
+    }
+    if let MailEvent::Registration = event {
+        assert!(sent[0]["Body"]["text_part"].as_str().unwrap().contains(&to), "{sent:?}");
+        assert!(sent[0]["Body"]["html_part"].as_str().unwrap().contains("<h1>Welcome"), "{sent:?}");
+    }
+    let rows = expected as i64;
+    assert_eq!(delivery_rows(&app).await, (rows, rows));
     let left = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
