@@ -1,6 +1,6 @@
 //! Stock changes made outside orders, each recorded in the `stock_movements` ledger.
 
-use deadpool_postgres::Pool;
+use crate::db::{Executor, Pool};
 use tokio_postgres::types::Type;
 
 use super::orders::{is_transient, order_error};
@@ -27,17 +27,18 @@ pub async fn adjust(
     let client = pool.get().await?;
     let mut attempt = 1;
     loop {
-        let result = client
-            .query_typed(
-                "SELECT adjust_stock($1, $2, $3, $4)",
-                &[
-                    (&product.get(), Type::INT8),
-                    (&delta.get(), Type::INT4),
-                    (&reason.as_str(), Type::TEXT),
-                    (&by.get(), Type::INT8),
-                ],
-            )
-            .await;
+        // Through `Executor`, which times it, not the driver's own method.
+        let result = Executor::query_typed(
+            &**client,
+            "SELECT adjust_stock($1, $2, $3, $4)",
+            &[
+                (&product.get(), Type::INT8),
+                (&delta.get(), Type::INT4),
+                (&reason.as_str(), Type::TEXT),
+                (&by.get(), Type::INT8),
+            ],
+        )
+        .await;
         match result {
             Ok(rows) => return super::single(&rows, |row| Ok(row.try_get(0)?)),
             Err(err) if attempt < ATTEMPTS && is_transient(&err) => {

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use common::config::{ConfigError, Env, parsed};
+use common::db::Pool;
 use common::domain::Email;
 use common::mail::Mail;
 use common::mail::{self, MailError, Mailer};
@@ -52,7 +53,6 @@ use common::metrics::{self, Correlation, Metric};
 use common::queue::{Consumer, Delivery};
 use common::store::StoreError;
 use common::store::outbox::{self as store, Claim};
-use deadpool_postgres::Pool;
 use futures_util::future::join_all;
 use tracing::Instrument;
 
