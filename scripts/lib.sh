@@ -223,8 +223,11 @@ fresh_service() {
   start_service "$@"
 }
 
-# dev_database: exports DATABASE_URL, unless already set, for the project-local cluster in
-# .dev/pg (dev_service) and its `gamestore` database.
+# dev_database: exports DATABASE_URL (the application role the functions serve as) and
+# OWNER_DATABASE_URL (the owner, which only migrates), unless DATABASE_URL is already set,
+# for the project-local cluster in .dev/pg (dev_service) and its `gamestore` database. The
+# cluster trusts loopback connections, so neither carries a password; `gamestore migrate`
+# (or `serve`'s start-up) creates the role and lets it log in.
 dev_database() {
   [ -n "${DATABASE_URL:-}" ] && return 0
   local port admin_url
@@ -235,7 +238,8 @@ dev_database() {
   if [ -z "$("$PGBIN/psql" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'gamestore'" "$admin_url")" ]; then
     "$PGBIN/psql" -qc "CREATE DATABASE gamestore" "$admin_url"
   fi
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
+  export OWNER_DATABASE_URL="postgres://postgres@127.0.0.1:$port/gamestore"
+  export DATABASE_URL="postgres://gamestore_app@127.0.0.1:$port/gamestore"
 }
 
 # dev_build_and_seed: builds `gamestore` (path in $bin), migrates, and creates the seed's
@@ -264,7 +268,8 @@ ensure_cargo_lambda() {
 # 127.0.0.1:API_PORT, routes, SQS source and schedule from infra/template.yaml, the Secrets
 # extension backed by the LocalStack at ENDPOINT), both in the background, pids and logs in
 # DIR. Needs DATABASE_URL (postgres://user[:password]@127.0.0.1:port/db), whose credentials
-# it stores as the DbSecret; the JWT secret is LocalStack's gamestore/jwt-secret.
+# it stores as the DbAppSecret, and OWNER_DATABASE_URL's as the DbSecret (DATABASE_URL's when
+# unset: one role for all); the JWT secret is LocalStack's gamestore/jwt-secret.
 # LAMBDA_ENV="NAME=VALUE ..." adds variables to the functions' environment.
 lambda_stack_start() {
   local dir=$1 api_port=$2 endpoint=$3 queue_url=$4 dlq_url=$5
@@ -272,20 +277,23 @@ lambda_stack_start() {
   mkdir -p "$dir"
   ensure_cargo_lambda
   local db_secret="gamestore/db-$(basename "$dir")" db_host db_port db_name
-  # The DbSecret's shape in AWS: {"username","password"}; host, port and name are the
+  # The secrets' shape in AWS: {"username","password"}; host, port and name are the
   # functions' DB_* variables.
-  read -r db_host db_port db_name < <(.venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" <<'PY'
+  read -r db_host db_port db_name < <(.venv-localstack/bin/python - "$endpoint" "$db_secret" "$DATABASE_URL" \
+    "${OWNER_DATABASE_URL:-$DATABASE_URL}" <<'PY'
 import json, sys, urllib.parse, boto3
-endpoint, name, url = sys.argv[1:4]
-parsed = urllib.parse.urlparse(url)
-value = json.dumps({"username": urllib.parse.unquote(parsed.username or "postgres"),
-                    "password": urllib.parse.unquote(parsed.password or "")})
+endpoint, name, url, owner_url = sys.argv[1:5]
 sm = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
-try:
-    sm.create_secret(Name=name, SecretString=value)
-except sm.exceptions.ResourceExistsException:
-    sm.put_secret_value(SecretId=name, SecretString=value)
+for secret, source in ((name + "-app", url), (name, owner_url)):
+    parsed = urllib.parse.urlparse(source)
+    value = json.dumps({"username": urllib.parse.unquote(parsed.username or "postgres"),
+                        "password": urllib.parse.unquote(parsed.password or "")})
+    try:
+        sm.create_secret(Name=secret, SecretString=value)
+    except sm.exceptions.ResourceExistsException:
+        sm.put_secret_value(SecretId=secret, SecretString=value)
+parsed = urllib.parse.urlparse(url)
 print(parsed.hostname or "127.0.0.1", parsed.port or 5432, parsed.path.lstrip("/") or "postgres")
 PY
   )
@@ -295,8 +303,8 @@ PY
   ext_port=$(free_port 2773)
   cargo build --quiet --bin devgw
   local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
-  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref "DbProxy.Endpoint=$db_host"
-    --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
+  local refs=(--ref JwtSecret=gamestore/jwt-secret --ref "DbSecret=$db_secret" --ref "DbAppSecret=$db_secret-app"
+    --ref "DbProxy.Endpoint=$db_host" --ref "DbName=$db_name" --ref "EmailQueue=$queue_url" --ref "EmailDeadLetterQueue=$dlq_url"
     --ref MailFrom=welcome@gamestore.example --ref StageName=local --extension-port "$ext_port")
   # What Lambda itself gives a function (credentials, region) and what differs locally:
   # LocalStack's endpoint, the local Postgres port, no TLS.

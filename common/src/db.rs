@@ -20,7 +20,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 mod schema;
 mod timed;
 #[cfg(feature = "migrations")]
-pub use schema::{migrate, migrations_fingerprint};
+pub use schema::{APPLICATION_ROLE, allow_application_login, migrate, migrations_fingerprint};
 pub use timed::{Executor, Params, Pool, begin, commit};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum DbError {
     #[cfg(feature = "migrations")]
     #[error("cannot apply the SQL functions: {0}")]
     Functions(#[source] tokio_postgres::Error),
+    #[cfg(feature = "migrations")]
+    #[error("cannot let the application role log in: {}", postgres_message(.0))]
+    ApplicationLogin(#[source] tokio_postgres::Error),
     #[cfg(feature = "migrations")]
     #[error("migrations/functions/{file}.sql failed: {}", postgres_message(.source))]
     Function { file: &'static str, source: tokio_postgres::Error },

@@ -7,7 +7,7 @@ use crate::db::Executor;
 use crate::db::Pool;
 
 use crate::auth::{PasswordError, hash_password};
-use crate::config::AdminCredentials;
+use crate::config::{AdminCredentials, ApplicationLogin};
 use crate::db::{self, DbError};
 use crate::domain::{Email, Password};
 use crate::store::StoreError;
@@ -22,6 +22,8 @@ pub enum SetupError {
     Admin(#[from] StoreError),
     #[error("admin account: {0}")]
     Password(#[from] PasswordError),
+    #[error("the application credentials name the user {0:?}, but the application role is {role}", role = db::APPLICATION_ROLE)]
+    ApplicationUser(String),
     #[error("the admin secret's {field} {message}")]
     InvalidAdmin { field: &'static str, message: String },
 }
@@ -36,11 +38,28 @@ pub struct SetupReport {
     pub admin: &'static str,
 }
 
-/// Applies pending migrations, then creates the first admin from `admin` unless an admin
-/// exists. Idempotent, so deploys run it every time; it never resets the password of an
-/// admin who changed it.
-pub async fn migrate_and_ensure_admin(pool: &Pool, admin: Option<AdminCredentials>) -> Result<SetupReport, SetupError> {
-    let applied_migrations = db::migrate(pool).await?;
+/// Applies pending migrations on `pool` (the owner's), then lets the application role log
+/// in with `application`'s password, when the application connects as its own role.
+pub async fn migrate(pool: &Pool, application: Option<&ApplicationLogin>) -> Result<Vec<String>, SetupError> {
+    let applied = db::migrate(pool).await?;
+    if let Some(login) = application {
+        if login.user != db::APPLICATION_ROLE {
+            return Err(SetupError::ApplicationUser(login.user.clone()));
+        }
+        db::allow_application_login(pool, login.password.as_deref()).await?;
+    }
+    Ok(applied)
+}
+
+/// [`migrate`], then creates the first admin from `admin` unless an admin exists.
+/// Idempotent, so deploys run it every time; it never resets the password of an admin who
+/// changed it.
+pub async fn migrate_and_ensure_admin(
+    pool: &Pool,
+    application: Option<&ApplicationLogin>,
+    admin: Option<AdminCredentials>,
+) -> Result<SetupReport, SetupError> {
+    let applied_migrations = migrate(pool, application).await?;
     let admin = match admin {
         None => "skipped",
         Some(creds) => {

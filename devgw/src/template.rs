@@ -439,7 +439,7 @@ mod tests {
         let bindings = Bindings::new(
             [
                 ("JwtSecret", "gamestore/jwt-secret"),
-                ("DbSecret", "gamestore/db"),
+                ("DbAppSecret", "gamestore/db-app"),
                 ("DbProxy.Endpoint", "127.0.0.1"),
                 ("DbName", "gamestore"),
                 ("EmailQueue", "http://queue"),
@@ -459,6 +459,8 @@ mod tests {
         assert_eq!(env.get("DB_PORT").map(String::as_str), Some("5433"));
         assert_eq!(env.get("QUEUE_URL").map(String::as_str), Some("http://queue"));
         assert!(!env.contains_key("ADMIN_SECRET_ARN"), "migrate is not invoked by the runner");
+        assert_eq!(env.get("DB_SECRET_ARN").map(String::as_str), Some("gamestore/db-app"));
+        assert!(!env.contains_key("DB_OWNER_SECRET_ARN"), "nor is the owner's secret given to the others");
 
         let missing = t.environment(&t.invoked_functions(), &Bindings::default(), &overrides);
         assert!(matches!(missing, Err(TemplateError::Unbound(_))));

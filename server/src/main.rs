@@ -82,14 +82,21 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         _ => {}
     }
+    if let Command::Migrate = command {
+        let target = config::migration_database(&ProcessEnv).await?;
+        let owner = db::pool(&target.owner_url, 1)?;
+        let admin = config::admin_credentials(&ProcessEnv).await?;
+        let report = setup::migrate_and_ensure_admin(&owner, target.application.as_ref(), admin).await;
+        owner.close();
+        let report = report?;
+        tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
+        return Ok(());
+    }
     let resources = Resources::build(Needs::DATABASE, &ProcessEnv).await?;
     let pool = resources.pool()?;
     match command {
-        Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {
-            let admin = config::admin_credentials(&ProcessEnv).await?;
-            let report = setup::migrate_and_ensure_admin(pool, admin).await?;
-            tracing::info!(applied = report.applied_migrations.len(), admin = report.admin, "database ready");
-        }
+        // Returned above.
+        Command::Serve { .. } | Command::Worker { .. } | Command::Migrate => {}
         Command::SeedAdmin { email, password } => {
             let email = Email::parse(email).map_err(|e| format!("--email {}", e.0))?;
             let password = Password::parse(password).map_err(|e| format!("--password {}", e.0))?;
@@ -104,11 +111,17 @@ async fn run(command: Command) -> Result<(), Error> {
 }
 
 async fn serve(bind: IpAddr, port: u16) -> Result<(), Error> {
-    // The same resources as the Lambdas build, for every function at once.
+    // The same resources as the Lambdas build, for every function at once; their settings
+    // checked before anything connects.
     let needs = Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured);
+    needs.check(&ProcessEnv)?;
+    // Migrations only, as the owner: the local admin comes from `seed-admin` (make dev).
+    let target = config::migration_database(&ProcessEnv).await?;
+    let owner = db::pool(&target.owner_url, 1)?;
+    let migrated = setup::migrate(&owner, target.application.as_ref()).await;
+    owner.close();
+    migrated?;
     let state = AppState::from_resources(&Resources::build(needs, &ProcessEnv).await?)?;
-    // Migrations only: the local admin comes from `seed-admin` (make dev), not from here.
-    db::migrate(&state.db).await?;
     let pipeline = match QueueConfig::from_env(&ProcessEnv)? {
         Some(queue) => {
             let mail = MailConfig::from_env(&ProcessEnv)?;

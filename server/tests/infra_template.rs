@@ -333,12 +333,14 @@ fn reserved_concurrency_fits_the_connections_the_proxy_may_open() {
 
 // ------------------------------------------------------------------ secrets
 
-/// Which function reads which secret: DbSecret every function that runs queries, the JWT
-/// key the functions that sign (login) or verify (the authenticated routes) tokens, the
-/// admin secret migrate alone.
+/// Which function reads which secret: the application role's credentials (DbAppSecret)
+/// every function that runs queries, the owner's (DbSecret) migrate alone (it also reads
+/// the application's, to set that role's password), the JWT key the functions that sign
+/// (login) or verify (the authenticated routes) tokens, the admin secret migrate alone.
 const SECRETS_USED: &[(&str, &[&str])] = &[
+    ("DbSecret", &["MigrateFunction"]),
     (
-        "DbSecret",
+        "DbAppSecret",
         &[
             "RegisterFunction",
             "LoginFunction",
@@ -386,16 +388,30 @@ const PENDING_CODE_CHANGE: &[(&str, &str)] = &[
     ("JwtSecret", "RegisterFunction"),
     ("JwtSecret", "ListProductsFunction"),
     ("JwtSecret", "GetProductFunction"),
-    ("DbSecret", "OpenapiFunction"),
+    ("DbAppSecret", "OpenapiFunction"),
 ];
 
 /// The environment variable through which a function finds each secret.
-const SECRET_VARIABLES: &[(&str, &str)] =
-    &[("DbSecret", "DB_SECRET_ARN"), ("JwtSecret", "JWT_SECRET_ARN"), ("AdminSecret", "ADMIN_SECRET_ARN")];
+const SECRET_VARIABLES: &[(&str, &str)] = &[
+    ("DbSecret", "DB_OWNER_SECRET_ARN"),
+    ("DbAppSecret", "DB_SECRET_ARN"),
+    ("JwtSecret", "JWT_SECRET_ARN"),
+    ("AdminSecret", "ADMIN_SECRET_ARN"),
+];
+
+/// The secrets RDS Proxy must serve: every database login a function uses.
+const PROXY_LOGINS: &[&str] = &["DbSecret", "DbAppSecret"];
 
 fn secret_problems(template: &Template) -> Vec<String> {
     let mut problems = Vec::new();
     let globals_env = template.root.path(&["Globals", "Function", "Environment", "Variables"]);
+    let proxy = template.resources().into_iter().find(|(id, _)| *id == "DbProxy").map(|(_, p)| p);
+    let proxy_auth = proxy.as_ref().and_then(|p| p.path(&["Properties", "Auth"])).map(|a| a.refs()).unwrap_or_default();
+    for login in PROXY_LOGINS {
+        if !proxy_auth.contains(*login) {
+            problems.push(format!("DbProxy does not serve the {login} login"));
+        }
+    }
     for (id, function) in template.functions() {
         let policies = function.path(&["Properties", "Policies"]).map(|p| p.text()).unwrap_or_default();
         if policies.contains("secretsmanager:*") || policies.contains("Resource: \"*\"") {
@@ -610,6 +626,7 @@ fn the_checks_find_what_they_look_for() {
     assert!(secrets.contains("ApiFunction: must not read AdminSecret"), "{secrets}");
     assert!(secrets.contains("ApiFunction: ADMIN_SECRET_ARN and the AdminSecret grant disagree"), "{secrets}");
     assert!(secrets.contains("MigrateFunction: needs AdminSecret"), "{secrets}");
+    assert!(secrets.contains("DbProxy does not serve the DbAppSecret login"), "{secrets}");
 
     let names = name_problems(&template, "").join("\n");
     assert!(names.contains("ApiFunction.FunctionName is a fixed physical name"), "{names}");

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::postgres::{connect, fresh_database};
+use crate::postgres::{as_application, connect, fresh_database};
 
 pub const JWT_SECRET: &[u8] = b"test-secret-with-at-least-32-bytes-of-entropy";
 /// A password that satisfies the registration rules.
@@ -29,7 +29,11 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub address: SocketAddr,
     pub state: AppState,
+    /// The owner's URL of this app's database, for a test's own connections.
     pub database_url: String,
+    /// What the server connects with: on a fresh database, the application role, as the
+    /// functions in AWS, so every test proves the role's grants suffice.
+    server_url: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -52,27 +56,29 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_on(fresh_database().await, None, Limits::default()).await
+        Self::spawn_with(None, Limits::default()).await
     }
 
     /// A test app whose register publishes the welcome email with `publisher`.
     pub async fn spawn_with_publisher(publisher: Option<Arc<dyn Publisher>>) -> Self {
-        Self::spawn_on(fresh_database().await, publisher, Limits::default()).await
+        Self::spawn_with(publisher, Limits::default()).await
     }
 
     /// A test app throttling logins and registrations with `limits`.
     pub async fn spawn_with(publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
-        Self::spawn_on(fresh_database().await, publisher, limits).await
+        let database_url = fresh_database().await;
+        let server_url = as_application(&database_url);
+        Self::spawn_on(database_url, server_url, publisher, limits).await
     }
 
-    /// A test app on an existing, migrated database.
+    /// A test app on an existing, migrated database, connecting with `database_url`.
     pub async fn spawn_on_database(database_url: String) -> Self {
-        Self::spawn_on(database_url, None, Limits::default()).await
+        Self::spawn_on(database_url.clone(), database_url, None, Limits::default()).await
     }
 
     /// A second server process on the same database, as another Lambda instance would be.
     pub async fn sibling(&self) -> Self {
-        self.sibling_via(self.database_url.clone()).await
+        self.sibling_via(self.server_url.clone()).await
     }
 
     /// This app as a client connecting from `ip` sees it (on Linux every 127.x.y.z is a
@@ -81,18 +87,29 @@ impl TestApp {
         let mut connector = HttpConnector::new();
         connector.set_local_address(Some(IpAddr::from(ip)));
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { address: self.address, state: self.state.clone(), database_url: self.database_url.clone(), client }
+        Self {
+            address: self.address,
+            state: self.state.clone(),
+            database_url: self.database_url.clone(),
+            server_url: self.server_url.clone(),
+            client,
+        }
     }
 
     /// A second server process on this app's database that reaches it through
     /// `database_url` (a proxy in front of the same server, say).
-    pub async fn sibling_via(&self, database_url: String) -> Self {
-        Self::spawn_on(database_url, self.state.publisher.clone(), self.state.limits).await
+    pub async fn sibling_via(&self, server_url: String) -> Self {
+        Self::spawn_on(self.database_url.clone(), server_url, self.state.publisher.clone(), self.state.limits).await
     }
 
-    async fn spawn_on(database_url: String, publisher: Option<Arc<dyn Publisher>>, limits: Limits) -> Self {
+    async fn spawn_on(
+        database_url: String,
+        server_url: String,
+        publisher: Option<Arc<dyn Publisher>>,
+        limits: Limits,
+    ) -> Self {
         let config = Config {
-            database_url: database_url.clone(),
+            database_url: server_url.clone(),
             db_pool_size: 16,
             jwt_secret: JWT_SECRET.to_vec(),
             jwt_ttl: Duration::from_secs(3600),
@@ -106,15 +123,21 @@ impl TestApp {
         let address = listener.local_addr().expect("local address");
         tokio::spawn(gamestore::serve(listener, state.clone(), std::future::pending()));
         let client = Client::builder(TokioExecutor::new()).build_http();
-        Self { address, state, database_url, client }
+        Self { address, state, database_url, server_url, client }
     }
 
     pub fn jwt(&self) -> Arc<Jwt> {
         self.state.jwt.clone()
     }
 
+    /// The server's pool (the application role's, on a fresh database).
     pub fn pool(&self) -> &Pool {
         &self.state.db
+    }
+
+    /// A pool of the database's owner, for what only `migrate` may do.
+    pub fn owner_pool(&self) -> Pool {
+        common::db::pool(&self.database_url, 2).expect("owner pool")
     }
 
     /// Sends a request with a raw body and optional headers.

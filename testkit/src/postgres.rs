@@ -40,7 +40,20 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// The URL of a fresh database on the test cluster, copied from a template migrated once
+/// The password the test cluster's application role logs in with, set when the template is
+/// migrated (the shared cluster trusts loopback connections, so it is not checked there).
+pub const APPLICATION_PASSWORD: &str = "test-application-password";
+
+/// `url` logging in as the application role (`common::db::APPLICATION_ROLE`) instead of
+/// its own user.
+pub fn as_application(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{}:{APPLICATION_PASSWORD}@{host}", common::db::APPLICATION_ROLE)
+}
+
+/// The owner's URL of a fresh database on the test cluster ([`as_application`] for the
+/// role the functions connect as), copied from a template migrated once
 /// per migration set (keyed by `common::db::migrations_fingerprint`, so branches with
 /// other migrations share the cluster). Test processes run in parallel (nextest), so the
 /// template is built under an advisory lock.
@@ -57,7 +70,11 @@ pub async fn fresh_database() -> String {
     if !exists {
         admin.batch_execute(&format!("CREATE DATABASE \"{template}_building\"")).await.expect("create template");
         let pool = common::db::pool(&with_database(&admin_url, &format!("{template}_building")), 1).expect("pool");
-        common::db::migrate(&pool).await.expect("migrate template");
+        let login = common::config::ApplicationLogin {
+            user: common::db::APPLICATION_ROLE.to_owned(),
+            password: Some(APPLICATION_PASSWORD.to_owned()),
+        };
+        common::setup::migrate(&pool, Some(&login)).await.expect("migrate template");
         pool.close();
         drop(pool);
         admin

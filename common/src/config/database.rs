@@ -1,6 +1,11 @@
 //! How to reach Postgres: `DATABASE_URL`, or in AWS RDS Proxy's endpoint (`DB_HOST`,
 //! `DB_PORT` 5432, `DB_NAME`, `DB_SSLMODE` `require`) plus a credentials secret
 //! (`DB_SECRET_ARN`, JSON `{"username","password"}`) read through the extension.
+//!
+//! Those are the application role's credentials, which every process serves requests
+//! with. Only what migrates (`gamestore migrate` and `serve`'s start-up, the migrate
+//! function) also reads the owner's: `OWNER_DATABASE_URL`, or `DB_OWNER_SECRET_ARN` beside
+//! the same endpoint ([`migration_database`]).
 
 use serde::Deserialize;
 
@@ -29,6 +34,61 @@ impl DatabaseSettings {
 pub async fn database_url(env: &impl Env) -> Result<String, ConfigError> {
     let source = DatabaseSource::from_env(env)?;
     source.resolve(&SecretsExtension::from_env(env)?).await
+}
+
+/// What migrates connects with, and the login it gives the application role.
+#[derive(Debug)]
+pub struct MigrationDatabase {
+    /// The owner's connection string.
+    pub owner_url: String,
+    /// The application's credentials, when they differ from the owner's; `None` when
+    /// only one set is configured, and every process connects as the owner.
+    pub application: Option<ApplicationLogin>,
+}
+
+/// The user and password the application connects with, which `migrate` sets up.
+pub struct ApplicationLogin {
+    pub user: String,
+    /// `None` when the URL carries none (a local cluster with trust authentication).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ApplicationLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplicationLogin").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// The owner's connection and the application's login, for `migrate`: the owner is
+/// `OWNER_DATABASE_URL`, or `DB_OWNER_SECRET_ARN` at `DB_HOST`; without either, the one
+/// configured database (`DATABASE_URL` or `DB_SECRET_ARN`) is the owner and no login is set.
+pub async fn migration_database(env: &impl Env) -> Result<MigrationDatabase, ConfigError> {
+    let application = DatabaseSource::from_env(env)?;
+    let owner = match (verbatim(env, "OWNER_DATABASE_URL"), verbatim(env, "DB_OWNER_SECRET_ARN"), &application) {
+        (Some(url), _, _) => Some(DatabaseSource::Url(url)),
+        (None, Some(secret_arn), DatabaseSource::Parts { host, port, dbname, sslmode, .. }) => {
+            Some(DatabaseSource::Parts {
+                host: host.clone(),
+                port: *port,
+                dbname: dbname.clone(),
+                sslmode: sslmode.clone(),
+                secret_arn,
+            })
+        }
+        (None, Some(_), DatabaseSource::Url(_)) => {
+            return Err(ConfigError::Missing("OWNER_DATABASE_URL (DB_OWNER_SECRET_ARN goes with DB_HOST)"));
+        }
+        (None, None, _) => None,
+    };
+    let secrets = || SecretsExtension::from_env(env);
+    match owner {
+        None => Ok(MigrationDatabase { owner_url: application.resolve(&secrets()?).await?, application: None }),
+        Some(owner) => {
+            let owner_url = owner.resolve(&secrets()?).await?;
+            let application = application.login(&secrets()?).await?;
+            Ok(MigrationDatabase { owner_url, application: Some(application) })
+        }
+    }
 }
 
 /// How to reach Postgres: a full URL, or RDS Proxy's endpoint plus a credentials secret.
@@ -75,16 +135,34 @@ impl DatabaseSource {
         matches!(self, Self::Parts { .. })
     }
 
+    /// The user and password this source logs in with.
+    async fn login(&self, secrets: &SecretsExtension) -> Result<ApplicationLogin, ConfigError> {
+        match self {
+            Self::Url(url) => {
+                let config: tokio_postgres::Config = url.parse().map_err(|err| ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: format!("not a PostgreSQL connection string: {err}"),
+                })?;
+                let user = config.get_user().ok_or(ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: "names no user, which migrate must let log in".to_owned(),
+                })?;
+                let password = config.get_password().map(|p| String::from_utf8_lossy(p).into_owned());
+                Ok(ApplicationLogin { user: user.to_owned(), password })
+            }
+            Self::Parts { secret_arn, .. } => {
+                let creds = credentials(secrets, secret_arn).await?;
+                Ok(ApplicationLogin { user: creds.username, password: Some(creds.password) })
+            }
+        }
+    }
+
     /// The connection string, with the credentials fetched when they live in a secret.
     pub async fn resolve(self, secrets: &SecretsExtension) -> Result<String, ConfigError> {
         match self {
             Self::Url(url) => Ok(url),
             Self::Parts { host, port, dbname, sslmode, secret_arn } => {
-                let raw = secrets.get(&secret_arn).await?;
-                let creds: DbCredentials = serde_json::from_str(&raw).map_err(|err| ConfigError::Secret {
-                    secret_id: secret_arn.clone(),
-                    reason: format!("expected JSON with \"username\" and \"password\": {err}"),
-                })?;
+                let creds = credentials(secrets, &secret_arn).await?;
                 Ok(connection_string(&[
                     ("host", &host),
                     ("port", &port.to_string()),
@@ -96,6 +174,14 @@ impl DatabaseSource {
             }
         }
     }
+}
+
+async fn credentials(secrets: &SecretsExtension, secret_arn: &str) -> Result<DbCredentials, ConfigError> {
+    let raw = secrets.get(secret_arn).await?;
+    serde_json::from_str(&raw).map_err(|err| ConfigError::Secret {
+        secret_id: secret_arn.to_owned(),
+        reason: format!("expected JSON with \"username\" and \"password\": {err}"),
+    })
 }
 
 /// A libpq key/value connection string. Values are single-quoted with `\` and `'`
@@ -133,6 +219,27 @@ mod tests {
                 secret_arn: "arn:aws:secretsmanager:eu-west-1:1:secret:db".into(),
             })
         );
+    }
+
+    #[tokio::test]
+    async fn migrate_connects_as_the_owner_and_sets_up_the_application_login() {
+        let app = "postgres://gamestore_app:s3cret@127.0.0.1:5433/gamestore";
+        let owner = "postgres://postgres@127.0.0.1:5433/gamestore";
+        let both = env(&[("DATABASE_URL", app), ("OWNER_DATABASE_URL", owner)]);
+        let target = migration_database(&both).await.ok();
+        assert_eq!(target.as_ref().map(|t| t.owner_url.as_str()), Some(owner));
+        let login = target.as_ref().and_then(|t| t.application.as_ref());
+        assert_eq!(login.map(|l| l.user.as_str()), Some("gamestore_app"));
+        assert_eq!(login.and_then(|l| l.password.as_deref()), Some("s3cret"));
+
+        // One database setting: everything is the owner, as before the application role.
+        let one = env(&[("DATABASE_URL", owner)]);
+        let target = migration_database(&one).await.ok();
+        assert!(target.is_some_and(|t| t.owner_url == owner && t.application.is_none()));
+
+        // The owner's secret goes with the proxy's endpoint, not with a URL.
+        let mixed = env(&[("DATABASE_URL", app), ("DB_OWNER_SECRET_ARN", "arn:owner")]);
+        assert!(migration_database(&mixed).await.is_err());
     }
 
     #[test]

@@ -37,7 +37,10 @@ mod test_env;
 pub use admin::{AdminCredentials, admin_credentials};
 pub use app::Config;
 pub use cors::cors_allowed_origins;
-pub use database::{DatabaseSettings, DatabaseSource, connection_string, database_url};
+pub use database::{
+    ApplicationLogin, DatabaseSettings, DatabaseSource, MigrationDatabase, connection_string, database_url,
+    migration_database,
+};
 pub use jwt::{JwtSettings, MIN_JWT_SECRET_BYTES, jwt_secret_bytes};
 pub use limits::Limits;
 pub use mail::{MailBackend, MailConfig};

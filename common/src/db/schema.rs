@@ -33,6 +33,27 @@ const FUNCTIONS: &[(&str, &str)] = function_files![
     "take_stock_in_order",
 ];
 
+/// The role V12 creates for the functions to connect as (README "Least privilege").
+pub const APPLICATION_ROLE: &str = "gamestore_app";
+
+/// Lets [`APPLICATION_ROLE`] log in, with `password` when given. Run by the owner after
+/// [`migrate`] (which creates the role NOLOGIN). The password is sent as its SCRAM
+/// verifier, so a statement log never holds it in clear.
+pub async fn allow_application_login(pool: &Pool, password: Option<&str>) -> Result<(), DbError> {
+    let client = pool.get().await?;
+    let password = password.map(|p| postgres_protocol::password::scram_sha_256(p.as_bytes()));
+    // ALTER ROLE takes no parameters: format() quotes the name and the verifier.
+    let sql: String = client
+        .query_one(
+            "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, $1::text, $2::text)",
+            &[&APPLICATION_ROLE, &password],
+        )
+        .await
+        .map_err(DbError::ApplicationLogin)?
+        .get(0);
+    client.batch_execute(&sql).await.map_err(DbError::ApplicationLogin)
+}
+
 /// Applies every pending migration, then every function's definition; safe to run on every
 /// start or deploy. Returns the names of the migrations it applied (empty when the database
 /// was up to date: the functions are applied each time and not reported).

@@ -13,8 +13,8 @@
 
 mod hook;
 
-use common::config::{self, ProcessEnv};
-use common::resources::{Needs, Resources};
+use common::config::{self, ApplicationLogin, ProcessEnv};
+use common::db;
 use common::setup::{SetupReport, migrate_and_ensure_admin};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Serialize;
@@ -53,18 +53,21 @@ pub async fn handler(event: LambdaEvent<Value>) -> Result<Outcome, Error> {
 
 async fn setup() -> Result<SetupReport, Error> {
     let result = async {
-        let resources = Resources::build(Needs::DATABASE, &ProcessEnv).await?;
-        let result = run(resources.pool()?).await;
-        resources.close();
+        // The owner's credentials (DB_OWNER_SECRET_ARN); the application's (DB_SECRET_ARN)
+        // only for the login this sets up.
+        let target = config::migration_database(&ProcessEnv).await?;
+        let owner = db::pool(&target.owner_url, 1)?;
+        let result = run(&owner, target.application.as_ref()).await;
+        owner.close();
         result
     }
     .await;
     result.inspect_err(|err| tracing::error!(error = %err, "migrate failed"))
 }
 
-async fn run(pool: &common::db::Pool) -> Result<SetupReport, Error> {
+async fn run(pool: &common::db::Pool, application: Option<&ApplicationLogin>) -> Result<SetupReport, Error> {
     let admin = config::admin_credentials(&ProcessEnv).await?;
-    let report = migrate_and_ensure_admin(pool, admin).await?;
+    let report = migrate_and_ensure_admin(pool, application, admin).await?;
     tracing::info!(applied = ?report.applied_migrations, admin = report.admin, "database ready");
     Ok(report)
 }

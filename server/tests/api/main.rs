@@ -4,6 +4,7 @@
 //! links once.
 
 mod addresses;
+mod app_role;
 mod archive;
 mod auth;
 mod bad_input;

@@ -63,8 +63,8 @@ async fn file_definitions(pool: &Pool) -> Definitions {
 }
 
 async fn assert_database_matches_files(app: &TestApp) {
-    let files = file_definitions(app.pool()).await;
-    let database = definitions(&app.pool().get().await.expect("connection"), "public").await;
+    let files = file_definitions(&app.owner_pool()).await;
+    let database = definitions(&app.owner_pool().get().await.expect("connection"), "public").await;
     let without_file: Vec<_> = database.keys().filter(|s| !files.contains_key(*s)).collect();
     assert!(without_file.is_empty(), "functions with no file in migrations/functions: {without_file:?}");
     for (signature, definition) in &files {
@@ -85,7 +85,7 @@ async fn every_function_is_its_file_after_migrating_a_fresh_database() {
 #[tokio::test]
 async fn migrate_puts_back_every_function_from_its_file() {
     let app = TestApp::spawn().await;
-    app.pool()
+    app.owner_pool()
         .get()
         .await
         .expect("connection")
@@ -98,7 +98,7 @@ async fn migrate_puts_back_every_function_from_its_file() {
         )
         .await
         .expect("change every function");
-    let changed = definitions(&app.pool().get().await.expect("connection"), "public").await;
+    let changed = definitions(&app.owner_pool().get().await.expect("connection"), "public").await;
     assert!(changed.values().all(|d| d.contains("-- an older body")), "{changed:?}");
 
     let runs = (0..4).map(|_| async {
