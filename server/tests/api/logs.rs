@@ -38,6 +38,11 @@ impl Server {
 
     /// A server logging in `format` (`text`, or `json` as in Lambda).
     pub(crate) fn start_with(app: &TestApp, format: &str) -> Self {
+        Self::start_with_env(app, format, &[])
+    }
+
+    /// [`Server::start_with`], with these variables added to its environment.
+    pub(crate) fn start_with_env(app: &TestApp, format: &str, env: &[(&str, &str)]) -> Self {
         let redis = testkit::services::redis_url();
         // Redis accepts any password for its password-less `default` user.
         let queue_url = redis.replacen("redis://", &format!("redis://default:{QUEUE_PASSWORD}@"), 1);
@@ -53,6 +58,7 @@ impl Server {
             .env_remove("MAIL_LOG")
             .env("RUST_LOG", "trace")
             .env("LOG_FORMAT", format)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -222,6 +222,28 @@ async fn every_request_that_reads_the_database_reports_database_time_and_pool_wa
     }
 }
 
+#[tokio::test]
+async fn metrics_off_writes_no_line_and_keeps_the_request_ids_for_the_mail() {
+    let app = TestApp::spawn().await;
+    let server = Server::start_with_env(&app, "json", &[("METRICS", "off")]);
+    let base = base_url(&server).await;
+    let (status, headers, body) = call_with(
+        &base,
+        "/api/v1/auth/register",
+        json!({"email": EMAIL, "password": PASSWORD}),
+        None,
+        &[("x-request-id", "unmetered")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(headers.get("x-request-id").and_then(|v| v.to_str().ok()), Some("unmetered"));
+    let mail = server.wait_for_log("welcome mail sent").await;
+    let log = server.stop();
+
+    assert_eq!(emf_lines(&log), Vec::<Value>::new(), "no metric line:\n{log}");
+    assert!(json_lines(&mail).iter().any(|line| line["span"]["request_id"] == "unmetered"), "{mail}");
+}
+
 #[test]
 fn the_schema_refuses_what_the_specification_forbids() {
     let line = |directive: Value| json!({"_aws": {"Timestamp": 1, "CloudWatchMetrics": [directive]}, "A": 1});
