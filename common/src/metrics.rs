@@ -41,10 +41,12 @@ pub enum Metric {
     LoginsFailed,
     /// Refused by the login rate limits.
     LoginsThrottled,
+    /// Mails sent, every kind (welcome, order confirmation, cancellation).
     MailsSent,
     /// Sends that failed and go back to the queue for another try.
     MailsFailed,
-    /// Messages that can never be handled, moved to the dead-letter queue.
+    /// Messages moved to the dead letters, once each: a failure on the last delivery the
+    /// queue allows, or a malformed message a Redis stream takes at once.
     MailsDeadLettered,
     /// 1 on the first invocation of an execution environment (of the process locally).
     ColdStart,
@@ -52,9 +54,9 @@ pub enum Metric {
     Latency,
     /// Time spent waiting for a database connection from the pool.
     PoolWait,
-    /// Time spent in database calls (on the order path).
+    /// Time spent in database statements (every statement through `db::Executor`).
     DatabaseTime,
-    /// Transactions run again after a serialization failure or deadlock.
+    /// Orders and stock changes run again after a serialization failure or deadlock.
     TransactionRetries,
     /// Outbox row written → queue acknowledged (each message published).
     PublishLag,

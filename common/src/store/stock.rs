@@ -6,6 +6,7 @@ use tokio_postgres::types::Type;
 use super::orders::{is_transient, order_error};
 use super::{StoreError, Unavailable};
 use crate::domain::{ProductId, StockDelta, StockReason, UserId};
+use crate::metrics::{self, Metric};
 
 /// How often a change is tried: removing stock takes it as a retried order does, which a
 /// split of the product racing it can roll back with 40001.
@@ -43,6 +44,7 @@ pub async fn adjust(
             Ok(rows) => return super::single(&rows, |row| Ok(row.try_get(0)?)),
             Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
                 tracing::info!(attempt, error = %err, "stock change rolled back by the database, retrying");
+                metrics::count(Metric::TransactionRetries);
                 attempt += 1;
             }
             Err(err) => {
