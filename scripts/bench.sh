@@ -18,10 +18,13 @@
 #   BENCH_NO_README=1    do not rewrite README.md / bench/results/latest.json
 #   BENCH_SKIP_BUILD=1   use the release binaries already built (no cargo build)
 #   BENCH_PROFILE        cargo profile of the measured binaries (default release), to compare
-#                        profiles in one session (loadgen always comes from release, except
-#                        with dev: a quick check of the cases that builds nothing in release)
+#                        profiles in one session (loadgen comes from release, except with
+#                        dev: a quick check of the cases that builds nothing in release)
+#   BENCH_LOADGEN_PROFILE cargo profile loadgen comes from (default: as just said)
 #   BENCH_CASES          only our cases whose names match one of these globs, e.g.
 #                        "catalogue-*" (default: all); for quick checks
+#   BENCH_ONLY=metrics   only the pair "order (metrics on)" / "order (metrics off)": no peer,
+#                        no other row, no Lambda figures, README and latest.json untouched
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -36,6 +39,15 @@ PIN=${BENCH_PIN:-0}
 STARTS=${BENCH_LAMBDA_STARTS:-20}
 WARM=${BENCH_LAMBDA_WARM:-200}
 PROFILE=${BENCH_PROFILE:-release}
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+  '') ;;
+  metrics) BENCH_SKIP_PEER=1 BENCH_SKIP_LAMBDA=1 BENCH_NO_README=1 ;;
+  *) die "BENCH_ONLY must be metrics (or unset)" ;;
+esac
+# The metrics pair: spread orders (little lock contention, so the server's own CPU shows)
+# at this many clients, with the EMF line on and off (README "Operating it").
+METRICS_CLIENTS=32
 PEER=../shared/peer/run.sh
 # Every function binary (functions/<name>).
 FUNCTIONS=$(for f in functions/*/; do f=${f%/}; echo "${f#functions/}"; done | xargs)
@@ -65,7 +77,8 @@ case $SECS$ROUNDS in *[!0-9]*) die "BENCH_SECONDS and BENCH_ROUNDS must be integ
 
 n_clients=$(wc -w <<<"$CLIENTS")
 peer_runs=$((5 * n_clients)) # seed-order, single-order x hot, spread + seed-list
-ours_runs=$((3 * n_clients + ${#CATALOGUE_CASES[@]})) # orders hot, spread, list; catalogue (+ the floor and login once)
+ours_runs=$((3 * n_clients + ${#CATALOGUE_CASES[@]} + 2)) # orders hot, spread, list; catalogue; the metrics pair (+ the floor and login once)
+if [ "$ONLY" = metrics ]; then peer_runs=0 ours_runs=2; fi
 # Measured on a fresh clone: 8 min 38 s after the build for 3 rounds of 10 s runs, so the
 # set-up between runs (the peer reloads its schema, VACUUM, CHECKPOINT; ours copies a
 # template database, CHECKPOINT, starts the server) and the Lambda figures add ~40 s in all.
@@ -78,18 +91,19 @@ apt_install jq
 
 # The directory cargo builds a profile into.
 profile_dir() { case $1 in dev | test) echo debug ;; bench) echo release ;; *) echo "$1" ;; esac; }
-loadgen_profile=release
-[ "$PROFILE" = dev ] && loadgen_profile=dev
+default_loadgen_profile=release
+[ "$PROFILE" = dev ] && default_loadgen_profile=dev
+LOADGEN_PROFILE=${BENCH_LOADGEN_PROFILE:-$default_loadgen_profile}
 
 if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
   log "BENCH_SKIP_BUILD=1: using the release binaries already in the target directory"
 else
   log "building release binaries (server, loadgen, then each function)"
   build_started=$(date +%s)
-  if [ "$PROFILE" = "$loadgen_profile" ]; then
+  if [ "$PROFILE" = "$LOADGEN_PROFILE" ]; then
     cargo build --profile "$PROFILE" --quiet -p gamestore -p loadgen
   else
-    cargo build --release --quiet -p loadgen
+    cargo build --profile "$LOADGEN_PROFILE" --quiet -p loadgen
     cargo build --profile "$PROFILE" --quiet -p gamestore
   fi
   # One function per cargo invocation, as `sam build` ships them: built together, cargo
@@ -100,7 +114,7 @@ else
   fi
   log "release build took $(($(date +%s) - build_started)) s"
 fi
-loadgen=${CARGO_TARGET_DIR:-target}/$(profile_dir "$loadgen_profile")/loadgen
+loadgen=${CARGO_TARGET_DIR:-target}/$(profile_dir "$LOADGEN_PROFILE")/loadgen
 target=${CARGO_TARGET_DIR:-target}/$(profile_dir "$PROFILE")
 gamestore=$target/gamestore
 
@@ -185,10 +199,12 @@ fresh_db() { # template
 }
 
 server_pid=""
+# The server's METRICS setting: on as deployed, off for the metrics pair's second row.
+server_metrics=on
 start_server() {
   local sport
   sport=$(free_port 18080)
-  DATABASE_URL=$(db_url gs_run) DB_POOL_SIZE=$POOL PORT=$sport RUST_LOG=warn \
+  DATABASE_URL=$(db_url gs_run) DB_POOL_SIZE=$POOL PORT=$sport RUST_LOG=warn METRICS=$server_metrics \
     ${WORKERS:+TOKIO_WORKER_THREADS=$WORKERS} \
     ${pin_server[@]+"${pin_server[@]}"} "$gamestore" serve >>"$run/server.log" 2>&1 &
   server_pid=$!
@@ -238,9 +254,25 @@ ours_one() { # round case template clients loadgen-args...
   jq -r --arg c "$case" '"\($c) c=\(.connections): \(.rps | floor) rps, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.bad_status), errors \(.errors); CPU per answer: db \(1e6 * .cpu_s.db / ([.ok, 1] | max) | floor) us, server \(1e6 * .cpu_s.server / ([.ok, 1] | max) | floor) us, client \(1e6 * .cpu_s.client / ([.ok, 1] | max) | floor) us"' "$out" >&2
 }
 
+# The same spread orders with the EMF line on and off, one after the other, the order
+# swapped each round so that neither side always runs on the warmer machine.
+metrics_pair() {
+  local round=$1 setting
+  local settings="on off"
+  [ $((round % 2)) = 0 ] && settings="off on"
+  for setting in $settings; do
+    server_metrics=$setting
+    ours_one "$round" "orders-metrics-$setting" gs_tpl_orders "$METRICS_CLIENTS" \
+      --scenario orders --products "$ORDER_PRODUCTS" --tokens "$run/tokens.txt"
+  done
+  server_metrics=on
+}
+
 ours_round() {
   local round=$1 c
   mkdir -p "$run/ours-$round"
+  metrics_pair "$round"
+  [ "$ONLY" = metrics ] && return 0
   for c in $CLIENTS; do
     ours_one "$round" orders-hot gs_tpl_orders "$c" --scenario orders --products 1 --tokens "$run/tokens.txt"
     ours_one "$round" orders-spread gs_tpl_orders "$c" --scenario orders --products "$ORDER_PRODUCTS" --tokens "$run/tokens.txt"

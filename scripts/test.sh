@@ -55,7 +55,8 @@ log "Lambda stack on 127.0.0.1:$api_port (logs in $ldir)"
 # throttling limits are raised here as in scripts/contract.sh (they have their own tests).
 limits="REGISTER_MAX_PER_NETWORK=1000000 LOGIN_MAX_FAILURES_PER_PAIR=1000000"
 limits+=" LOGIN_MAX_FAILURES_PER_NETWORK=1000000 LOGIN_ACCOUNT_FAILURES_BEFORE_DELAY=1000000"
-DATABASE_URL=$lambda_db LAMBDA_ENV="OUTBOX_GRACE_SECONDS=1 $limits" lambda_stack_start "$ldir" "$api_port" \
+# QUEUE_MAX_ATTEMPTS follows --max-receive-count, as the template's follows maxReceiveCount.
+DATABASE_URL=$lambda_db LAMBDA_ENV="OUTBOX_GRACE_SECONDS=1 QUEUE_MAX_ATTEMPTS=3 $limits" lambda_stack_start "$ldir" "$api_port" \
   "$TEST_LOCALSTACK_URL" "$queue" "$dlq" --visibility-timeout 1 --max-receive-count 3 --schedule-seconds 2
 log "warming the Lambda stack (the first request to each function compiles it)"
 lambda_stack_warm "http://127.0.0.1:$api_port"

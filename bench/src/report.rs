@@ -46,6 +46,44 @@ const ROWS: &[Row] = &[
     row("http floor", "floor", Some(("seed-list", "list50")), 64, None),
 ];
 
+/// The cost of the EMF metric line on the order path: spread orders at this many clients,
+/// with `METRICS=on` and `METRICS=off` (scripts/bench.sh runs both in every round).
+const METRICS_PAIR: (&str, &str, u64) = ("orders-metrics-on", "orders-metrics-off", 32);
+
+/// The metrics pair: server µs per answer with the line on and off, per round and their
+/// medians, and the median of the per-round on/off ratios. Text, Markdown, JSON.
+fn metrics_cost(dir: &Path, rounds: usize) -> Result<(String, String, Value), Error> {
+    let (on_case, off_case, clients) = METRICS_PAIR;
+    let server_us = |round: usize, case: &str| {
+        read(&dir.join(format!("ours-{round}/{case}-{clients}.json"))).and_then(|o| cpu_per_answer_us(&o)).map(|c| c[1])
+    };
+    let (mut on, mut off, mut ratios, mut per_round) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (a, b) = (server_us(round, on_case), server_us(round, off_case));
+        on.extend(a);
+        off.extend(b);
+        let ratio = a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+        ratios.extend(ratio);
+        per_round.push(json!({ "round": round, "server_us_on": a, "server_us_off": b, "on_over_off": ratio }));
+    }
+    let ratio = median(&ratios);
+    let header = ["case", "clients", "server µs per answer", "on/off (median of rounds)"];
+    let mut text = format!("{}\n", text_line(&header, &[-22, 7, 20]));
+    let mut md = format!("| {} |\n|---|---|---|---|\n", header.join(" | "));
+    for (name, values, ratio) in
+        [("order (metrics on)", &on, fmt(ratio, 3)), ("order (metrics off)", &off, String::new())]
+    {
+        let cells = [name.to_owned(), clients.to_string(), fmt(median(values), 1), ratio];
+        writeln!(text, "{}", text_line(&cells, &[-22, 7, 20]))?;
+        writeln!(md, "| {} |", cells.join(" | "))?;
+    }
+    let doc = json!({
+        "clients": clients, "server_us_on_median": median(&on), "server_us_off_median": median(&off),
+        "on_over_off_median": ratio, "rounds": per_round,
+    });
+    Ok((text, md, doc))
+}
+
 /// The CPU each side of ours spent per correct answer, in µs (the `cpu_s` that bench.sh
 /// adds to loadgen's result), as [database, server, client].
 fn cpu_per_answer_us(ours: &Value) -> Option<[f64; 3]> {
@@ -247,6 +285,7 @@ pub fn run(
         )?;
     }
     let (cost_json, cost_md) = crate::cost::model(&lambdas, &rows_json, template);
+    let (metrics_text, metrics_md, metrics_json) = metrics_cost(dir, rounds)?;
 
     let generated = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
@@ -256,17 +295,19 @@ pub fn run(
     println!("\nHTTP vs peer (median over {rounds} alternating rounds; ratio = median of per-round ours/peer)");
     print!("{text}");
     println!("\nCPU budgets\n{budget_md}");
+    println!("\nThe metric line's cost on the order path (spread orders, METRICS=on/off)");
+    print!("{metrics_text}");
     println!("\nLambda binaries (fake Runtime API on loopback)");
     print!("{ltext}");
     println!("\nCost model\n{cost_md}");
     let doc = json!({
         "generated_at": generated, "machine": machine, "settings": settings, "rounds": rounds,
-        "http": rows_json, "cpu_targets": budgets, "lambda": lambdas, "cost_model": cost_json,
+        "http": rows_json, "cpu_targets": budgets, "metrics_cost": metrics_json, "lambda": lambdas, "cost_model": cost_json,
         "peer_runs": peers,
     });
     std::fs::write(json_out, serde_json::to_string_pretty(&doc)? + "\n")?;
     let md_doc = format!(
-        "Measured {generated} on {machine}. {settings}\n\n{md}\nCPU per answer against its budget (the peer's budget is 2 cores / its rate, pgbench included):\n\n{budget_md}\nLambda binaries (release; fake Runtime API on loopback):\n\n{lmd}\nCost per million requests, us-east-1, prices of 2026-12-01 (sources: bench/README.md, \"Cost model\"):\n\n{cost_md}"
+        "Measured {generated} on {machine}. {settings}\n\n{md}\nCPU per answer against its budget (the peer's budget is 2 cores / its rate, pgbench included):\n\n{budget_md}\nThe metric line's cost on the order path (spread orders, server CPU per answer with METRICS=on and off):\n\n{metrics_md}\nLambda binaries (release; fake Runtime API on loopback):\n\n{lmd}\nCost per million requests, us-east-1, prices of 2026-12-01 (sources: bench/README.md, \"Cost model\"):\n\n{cost_md}"
     );
     std::fs::write(md_out, md_doc)?;
     Ok(())

@@ -2,22 +2,26 @@
 //! apply it.
 //!
 //! All statements go through `query_typed`/`execute_typed`: one round trip, no named
-//! prepared statement, so nothing pins a connection behind RDS Proxy or pgbouncer.
+//! prepared statement, so nothing pins a connection behind RDS Proxy or pgbouncer. They
+//! run through [`Executor`] on connections from [`Pool`], which time them for the
+//! invocation's metrics (`timed`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Metrics, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Metrics, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 #[cfg(feature = "migrations")]
 mod schema;
+mod timed;
 #[cfg(feature = "migrations")]
 pub use schema::{APPLICATION_ROLE, allow_application_login, migrate, migrations_fingerprint};
+pub use timed::{Executor, Params, Pool, begin, commit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -91,12 +95,13 @@ pub fn pool(database_url: &str, size: usize) -> Result<Pool, DbError> {
         Manager::from_config(pg, NoTls, config)
     };
     let timeouts = Timeouts { wait: Some(WAIT), create: Some(CREATE), recycle: Some(CHECK) };
-    Ok(Pool::builder(manager)
+    let pool = deadpool_postgres::Pool::builder(manager)
         .max_size(size.max(1))
         .timeouts(timeouts)
         .runtime(Runtime::Tokio1)
         .post_recycle(Hook::async_fn(|client, metrics| Box::pin(check_if_idle(client, metrics))))
-        .build()?)
+        .build()?;
+    Ok(Pool::new(pool))
 }
 
 /// The connect timeout, and `statement_timeout` as a connection parameter (the start-up

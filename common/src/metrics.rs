@@ -9,6 +9,9 @@
 //! migrate command). Names and units are the closed [`Metric`] enum: a typo cannot create a
 //! new (paid) custom metric. The only dimension is `Service`; the ids and the function name
 //! are plain properties, never dimensions (each value of a dimension is a metric of its own).
+//!
+//! `METRICS=off` (read once, at start) keeps the ids, which the outbox carries to the mail,
+//! and drops the rest: nothing is recorded or timed, and no line is written.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,10 +41,12 @@ pub enum Metric {
     LoginsFailed,
     /// Refused by the login rate limits.
     LoginsThrottled,
+    /// Mails sent, every kind (welcome, order confirmation, cancellation).
     MailsSent,
     /// Sends that failed and go back to the queue for another try.
     MailsFailed,
-    /// Messages that can never be handled, moved to the dead-letter queue.
+    /// Messages moved to the dead letters, once each: a failure on the last delivery the
+    /// queue allows, or a malformed message a Redis stream takes at once.
     MailsDeadLettered,
     /// 1 on the first invocation of an execution environment (of the process locally).
     ColdStart,
@@ -49,9 +54,9 @@ pub enum Metric {
     Latency,
     /// Time spent waiting for a database connection from the pool.
     PoolWait,
-    /// Time spent in database calls (on the order path).
+    /// Time spent in database statements (every statement through `db::Executor`).
     DatabaseTime,
-    /// Transactions run again after a serialization failure or deadlock.
+    /// Orders and stock changes run again after a serialization failure or deadlock.
     TransactionRetries,
     /// Outbox row written → queue acknowledged (each message published).
     PublishLag,
@@ -167,7 +172,8 @@ fn new_trace_id() -> String {
 
 struct Invocation {
     correlation: Correlation,
-    values: Mutex<[Vec<f64>; Metric::ALL.len()]>,
+    /// `None` when metrics are off.
+    values: Option<Mutex<[Vec<f64>; Metric::ALL.len()]>>,
 }
 
 tokio::task_local! {
@@ -177,7 +183,7 @@ tokio::task_local! {
 static SETTINGS: OnceLock<MetricsSettings> = OnceLock::new();
 static WARM: AtomicBool = AtomicBool::new(false);
 
-/// Reads the namespace and service once per process (at init, so a bad value stops it).
+/// Reads the settings once per process (at init, so a bad value stops it).
 pub fn init(env: &impl Env) -> Result<(), ConfigError> {
     let settings = MetricsSettings::from_env(env)?;
     let _ = SETTINGS.set(settings);
@@ -186,17 +192,24 @@ pub fn init(env: &impl Env) -> Result<(), ConfigError> {
 
 /// Runs `invocation` with its metrics and ids, then writes its EMF line on stdout.
 pub async fn scope<F: Future>(correlation: Correlation, invocation: F) -> F::Output {
+    let settings = SETTINGS.get_or_init(|| MetricsSettings::from_env(&ProcessEnv).unwrap_or_default());
+    if !settings.enabled {
+        return CURRENT.scope(Arc::new(Invocation { correlation, values: None }), invocation).await;
+    }
     let started = Instant::now();
-    let current = Arc::new(Invocation { correlation, values: Mutex::new(Default::default()) });
+    let current = Arc::new(Invocation { correlation, values: Some(Mutex::new(Default::default())) });
     if !WARM.swap(true, Ordering::Relaxed) {
         record(&current, Metric::ColdStart, 1.0);
     }
     let output = CURRENT.scope(current.clone(), invocation).await;
     record(&current, Metric::Latency, millis(started));
-    let settings = SETTINGS.get_or_init(|| MetricsSettings::from_env(&ProcessEnv).unwrap_or_default());
-    let line = line(settings, &current, now_ms());
-    // One write of the whole line, so it is never interleaved with a log line.
-    println!("{line}");
+    if let Some(values) = &current.values {
+        // The invocation is over: its values are read in place, not copied.
+        let values = values.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let line = line(settings, &current.correlation, &values, now_ms());
+        // One write of the whole line, so it is never interleaved with a log line.
+        println!("{line}");
+    }
     output
 }
 
@@ -222,16 +235,21 @@ pub fn observe_since(metric: Metric, since_ms: Option<i64>) {
     }
 }
 
-/// Awaits `future`, adding the time it took to `metric`.
+/// Awaits `future`, adding the time it took to `metric` (not even reading the clock when
+/// nothing is recorded).
 pub async fn timed<F: Future>(metric: Metric, future: F) -> F::Output {
-    let started = Instant::now();
+    let recording = CURRENT.try_with(|current| current.values.is_some()).unwrap_or(false);
+    let started = recording.then(Instant::now);
     let output = future.await;
-    add(metric, millis(started));
+    if let Some(started) = started {
+        add(metric, millis(started));
+    }
     output
 }
 
 fn record(current: &Invocation, metric: Metric, value: f64) {
-    if let Ok(mut values) = current.values.lock() {
+    let Some(values) = &current.values else { return };
+    if let Ok(mut values) = values.lock() {
         let slot = &mut values[metric.index()];
         if !metric.per_event() && !slot.is_empty() {
             slot[0] += value;
@@ -252,9 +270,12 @@ fn now_ms() -> i64 {
 
 /// The EMF line: the `_aws` directive naming each metric recorded, the `Service` dimension,
 /// the ids as properties, and each metric's value (a number, or an array for lags).
-fn line(settings: &MetricsSettings, current: &Invocation, timestamp: i64) -> String {
-    // The invocation is over: its values are read in place, not copied.
-    let values = current.values.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+fn line(
+    settings: &MetricsSettings,
+    correlation: &Correlation,
+    values: &[Vec<f64>; Metric::ALL.len()],
+    timestamp: i64,
+) -> String {
     let mut definitions = Vec::new();
     let mut root = Map::new();
     for metric in Metric::ALL {
@@ -279,8 +300,8 @@ fn line(settings: &MetricsSettings, current: &Invocation, timestamp: i64) -> Str
     );
     root.insert("Service".into(), Value::String(settings.service.clone()));
     root.insert("Function".into(), Value::String(settings.function.clone()));
-    root.insert("RequestId".into(), Value::String(current.correlation.request_id.clone()));
-    root.insert("TraceId".into(), Value::String(current.correlation.trace_id.clone()));
+    root.insert("RequestId".into(), Value::String(correlation.request_id.clone()));
+    root.insert("TraceId".into(), Value::String(correlation.trace_id.clone()));
     Value::Object(root).to_string()
 }
 
@@ -302,7 +323,7 @@ mod tests {
     async fn one_invocation_sums_counters_and_keeps_each_lag() {
         let current = Arc::new(Invocation {
             correlation: Correlation { request_id: "req-1".into(), trace_id: new_trace_id() },
-            values: Mutex::new(Default::default()),
+            values: Some(Mutex::new(Default::default())),
         });
         CURRENT
             .scope(current.clone(), async {
@@ -314,11 +335,14 @@ mod tests {
             })
             .await;
         let settings = MetricsSettings {
+            enabled: true,
             namespace: "GameStore".into(),
             service: "gamestore".into(),
             function: "create-order".into(),
         };
-        let line: Value = serde_json::from_str(&line(&settings, &current, 1)).unwrap_or_default();
+        let values =
+            current.values.as_ref().map(|v| v.lock().map(|v| v.clone()).unwrap_or_default()).unwrap_or_default();
+        let line: Value = serde_json::from_str(&line(&settings, &current.correlation, &values, 1)).unwrap_or_default();
         assert_eq!(line["OrdersPlaced"], 1.0);
         assert_eq!(line["UnitsSold"], 5.0);
         assert_eq!(line["MailLag"], json!([40.0, 70.0]));

@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::Executor;
+use crate::db::Pool;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 
 use crate::config::SweepConfig;
 use crate::message::{OutboxMessage, WELCOME_EMAIL, WelcomeEmail};
@@ -22,7 +22,7 @@ use crate::store::StoreError;
 use crate::store::outbox as store;
 
 /// Queues a welcome email for `to` in the caller's transaction.
-pub async fn add_welcome_email(db: &impl GenericClient, to: &str) -> Result<OutboxMessage, StoreError> {
+pub async fn add_welcome_email(db: &impl Executor, to: &str) -> Result<OutboxMessage, StoreError> {
     let payload = serde_json::to_value(WelcomeEmail { to: to.to_owned() }).map_err(StoreError::unexpected)?;
     store::insert(db, WELCOME_EMAIL, &payload, metrics::correlation().as_ref()).await
 }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use crate::auth::Jwt;
 use crate::config::{

@@ -12,7 +12,7 @@
 //!
 //! Off the request path: it answers [`StoreError`].
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use serde::Serialize;
 
 use crate::config::RetentionConfig;

@@ -3,8 +3,8 @@
 //! admin from the configured credentials unless an admin exists. Above `db`, `store` and
 //! `auth`, which it combines; nothing in the request path imports it.
 
-use deadpool_postgres::Pool;
-use tokio_postgres::GenericClient;
+use crate::db::Executor;
+use crate::db::Pool;
 
 use crate::auth::{PasswordError, hash_password};
 use crate::config::{AdminCredentials, ApplicationLogin};
@@ -80,7 +80,7 @@ pub async fn migrate_and_ensure_admin(
     Ok(SetupReport { applied_migrations, admin })
 }
 
-async fn ensure_admin(db: &impl GenericClient, email: &Email, password: Password) -> Result<EnsureAdmin, SetupError> {
+async fn ensure_admin(db: &impl Executor, email: &Email, password: Password) -> Result<EnsureAdmin, SetupError> {
     // Checked first so that the usual case (admin present) costs no argon2 hash.
     if users::admin_exists(db).await? {
         return Ok(EnsureAdmin::AlreadyPresent);

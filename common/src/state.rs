@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::db::Pool;
 use axum::extract::FromRef;
-use deadpool_postgres::Pool;
 
 use crate::auth::Jwt;
 use crate::config::{Config, Limits};

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use crate::db::Executor;
 
 use crate::config::Limits;
 use crate::domain::Email;
@@ -42,7 +42,7 @@ impl LoginAttempt {
     /// [`ThrottleError::TooManyAttempts`] (counting nothing) when any of its counters is past
     /// its limit. An unknown email is counted exactly like a real one.
     pub async fn count(
-        db: &impl GenericClient,
+        db: &impl Executor,
         limits: &Limits,
         email: &Email,
         client: Option<IpAddr>,
@@ -68,7 +68,7 @@ impl LoginAttempt {
 
     /// The password was right: this pair starts afresh, and the account's and network's
     /// counters forget this pair's attempts (its typos), not the failures of others.
-    pub async fn succeeded(self, db: &impl GenericClient) -> Result<(), StoreError> {
+    pub async fn succeeded(self, db: &impl Executor) -> Result<(), StoreError> {
         rate_limits::forgive(db, &self.pair, &[&self.account, &self.network]).await
     }
 }
@@ -76,7 +76,7 @@ impl LoginAttempt {
 /// Counts a registration from `client` before its password is hashed, or refuses it with
 /// [`ThrottleError::TooManyRegistrations`].
 pub async fn count_registration(
-    db: &impl GenericClient,
+    db: &impl Executor,
     limits: &Limits,
     client: Option<IpAddr>,
 ) -> Result<(), ThrottleError> {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::AppState;
+use common::db::Pool;
 use common::http::{Routes, finish};
 use common::mail::{self, Mailer};
 use common::outbox;
 use common::queue::{self, Consumer};
-use deadpool_postgres::Pool;
 use email_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

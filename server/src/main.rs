@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use common::config::{self, ProcessEnv};
+use common::db::Pool;
 use common::domain::{Cents, Description, Email, Password, ProductName, Sku, Stock};
 use common::mail;
 use common::queue;
@@ -14,7 +15,6 @@ use common::resources::{Needs, QueueNeed, Resources};
 use common::state::FromResources;
 use common::store::{products, users};
 use common::{AppError, AppState, auth, db, setup, telemetry};
-use deadpool_postgres::Pool;
 use email_worker::WorkerOptions;
 use gamestore::{Error, Pipeline};
 use tokio::net::TcpListener;

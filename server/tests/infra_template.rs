@@ -8,7 +8,9 @@
 //! - each function is granted exactly the secrets it reads;
 //! - no resource that an update may replace carries a fixed physical name, except the
 //!   few the README's "Names and replacements" lists;
-//! - the Secrets extension rule names exactly the regions of the layer mapping.
+//! - the Secrets extension rule names exactly the regions of the layer mapping;
+//! - the email worker knows the email queue's `maxReceiveCount`, so it counts a message
+//!   dead-lettered on its last receive.
 //!
 //! Like `infra_drift.rs`, the template is read by indentation rather than with a YAML
 //! crate (CloudFormation's short-form tags would need one that keeps them): [`Block`] is a
@@ -441,6 +443,19 @@ fn each_function_reads_only_the_secrets_it_uses() {
     let template = Template { root: Block::new(&text) };
     let problems = secret_problems(&template);
     assert!(problems.is_empty(), "secret grants:\n  {}", problems.join("\n  "));
+}
+
+// ------------------------------------------------------------------ dead letters
+
+#[test]
+fn the_email_worker_knows_when_the_queue_dead_letters_a_message() {
+    let text = read("infra/template.yaml");
+    let template = Template { root: Block::new(&text) };
+    let redrive = template.resource("EmailQueue").path(&["Properties", "RedrivePolicy"]).expect("a redrive policy");
+    let max_receives = redrive.value("maxReceiveCount").expect("maxReceiveCount");
+    let worker = template.resource("EmailWorkerFunction");
+    let told = worker.path(&["Properties", "Environment", "Variables"]).and_then(|env| env.value("QUEUE_MAX_ATTEMPTS"));
+    assert_eq!(told.map(|v| v.trim_matches('"')), Some(max_receives), "EmailWorkerFunction's QUEUE_MAX_ATTEMPTS");
 }
 
 // ------------------------------------------------------------------ names

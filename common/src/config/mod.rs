@@ -46,7 +46,7 @@ pub use limits::Limits;
 pub use mail::{MailBackend, MailConfig};
 pub use metrics::MetricsSettings;
 pub use outbox::{RetentionConfig, SweepConfig};
-pub use queue::QueueConfig;
+pub use queue::{QueueConfig, max_attempts};
 pub use secrets::{DEFAULT_EXTENSION_PORT, SecretsExtension};
 pub use telemetry::LogSettings;
 

@@ -18,12 +18,22 @@ pub struct QueueConfig {
     /// another consumer (`QUEUE_CLAIM_TIMEOUT_MS`, default 60 000: longer than a send may
     /// take, so a slow worker is not raced; the SQS counterpart is the visibility timeout).
     pub claim_timeout: Duration,
-    /// Redis: deliveries before a message goes to the dead stream (`QUEUE_MAX_ATTEMPTS`,
-    /// default 5 = the SQS redrive policy's maxReceiveCount).
+    /// Redis: deliveries before a message goes to the dead stream ([`max_attempts`]).
     pub max_attempts: u32,
     /// Longest wait of one receive (`QUEUE_WAIT_MS`, default 1000; SQS long-polls whole
     /// seconds, at most 20).
     pub wait: Duration,
+}
+
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// How many times a queue delivers a message before it dead-letters it
+/// (`QUEUE_MAX_ATTEMPTS`, default 5): the Redis consumer moves it to its dead stream then,
+/// and SQS's redrive policy after its `maxReceiveCount`, which the template sets to the
+/// same value for the email worker, so the worker knows a failed delivery is the last and
+/// counts the message as dead-lettered once.
+pub fn max_attempts(env: &impl Env) -> Result<u32, ConfigError> {
+    parsed(env, "QUEUE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
 }
 
 impl QueueConfig {
@@ -36,7 +46,7 @@ impl QueueConfig {
             stream: Self::DEFAULT_STREAM.to_owned(),
             group: "email-worker".to_owned(),
             claim_timeout: Duration::from_secs(60),
-            max_attempts: 5,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             wait: Duration::from_secs(1),
         }
     }
@@ -54,7 +64,7 @@ impl QueueConfig {
             stream: optional(env, "QUEUE_STREAM").unwrap_or(defaults.stream.clone()),
             group: optional(env, "QUEUE_GROUP").unwrap_or(defaults.group.clone()),
             claim_timeout: Duration::from_millis(parsed(env, "QUEUE_CLAIM_TIMEOUT_MS", 60_000)?),
-            max_attempts: parsed(env, "QUEUE_MAX_ATTEMPTS", defaults.max_attempts)?,
+            max_attempts: max_attempts(env)?,
             wait: Duration::from_millis(parsed(env, "QUEUE_WAIT_MS", 1_000)?),
             ..defaults
         }))

@@ -2,7 +2,7 @@
 //! applied once), then every SQL function's current definition from `migrations/functions`,
 //! applied on every run. `migrations/README.md` explains the scheme.
 
-use deadpool_postgres::Pool;
+use super::Pool;
 
 use super::DbError;
 

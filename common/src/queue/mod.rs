@@ -51,6 +51,9 @@ pub trait Consumer: Send + Sync {
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
     /// The message can never be handled (e.g. malformed): move it to the dead letters.
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError>;
+    /// Whether [`dead_letter`](Self::dead_letter) moves the message now (a Redis stream),
+    /// rather than leaving it to the queue's redrive after its last delivery (SQS).
+    fn dead_letters_at_once(&self) -> bool;
 }
 
 impl QueueConfig {

@@ -220,4 +220,8 @@ impl Consumer for RedisQueue {
         self.dead_letter_pipe(delivery, reason).query_async::<()>(&mut conn).await?;
         Ok(())
     }
+
+    fn dead_letters_at_once(&self) -> bool {
+        true
+    }
 }

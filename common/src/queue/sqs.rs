@@ -103,4 +103,8 @@ impl Consumer for SqsQueue {
             .map_err(backend)?;
         Ok(())
     }
+
+    fn dead_letters_at_once(&self) -> bool {
+        false
+    }
 }

@@ -1,11 +1,11 @@
-use deadpool_postgres::Pool;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio_postgres::Row;
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 
 use super::{Entity, StoreError, Unavailable};
+use crate::db::{Executor, Pool};
 use crate::domain::{IdempotencyKey, OrderId, OrderLines, OrderStatus, UserId};
 use crate::message::{ORDER_CANCELLED, ORDER_CONFIRMATION, OutboxMessage};
 use crate::metrics::{self, Correlation, Metric};
@@ -100,26 +100,25 @@ pub async fn place(
     let key = key.map(IdempotencyKey::as_str);
     let caused_by = metrics::correlation();
     let (request_id, trace_id) = correlation_ids(caused_by.as_ref());
-    let client = metrics::timed(Metric::PoolWait, pool.get()).await?;
+    let client = pool.get().await?;
     let mut attempt = 1;
     let mut in_order = false;
     let rows = loop {
-        let result = metrics::timed(
-            Metric::DatabaseTime,
-            client.query_typed(
-                PLACE_SQL,
-                &[
-                    (&user.get(), Type::INT8),
-                    (&product_ids, Type::INT8_ARRAY),
-                    (&quantities, Type::INT4_ARRAY),
-                    (&key, Type::TEXT),
-                    (&fingerprint, Type::TEXT),
-                    (&in_order, Type::BOOL),
-                    (&ORDER_CONFIRMATION, Type::TEXT),
-                    (&request_id, Type::TEXT),
-                    (&trace_id, Type::TEXT),
-                ],
-            ),
+        // Through `Executor`, which times it, not the driver's own method.
+        let result = Executor::query_typed(
+            &**client,
+            PLACE_SQL,
+            &[
+                (&user.get(), Type::INT8),
+                (&product_ids, Type::INT8_ARRAY),
+                (&quantities, Type::INT4_ARRAY),
+                (&key, Type::TEXT),
+                (&fingerprint, Type::TEXT),
+                (&in_order, Type::BOOL),
+                (&ORDER_CONFIRMATION, Type::TEXT),
+                (&request_id, Type::TEXT),
+                (&trace_id, Type::TEXT),
+            ],
         )
         .await;
         match result {
@@ -172,7 +171,7 @@ fn correlation_ids(caused_by: Option<&Correlation>) -> (Option<&str>, Option<&st
 }
 
 /// Order `id` with its lines, if it exists and, with `owner`, is that user's.
-pub async fn get(db: &impl GenericClient, id: OrderId, owner: Option<UserId>) -> Result<Order, StoreError> {
+pub async fn get(db: &impl Executor, id: OrderId, owner: Option<UserId>) -> Result<Order, StoreError> {
     const SQL: &str = "\
         SELECT o.id AS order_id, o.created_at, o.status, i.product_id, i.quantity, i.unit_price \
           FROM orders o JOIN order_items i ON i.order_id = o.id \
@@ -203,7 +202,7 @@ pub enum Canceller {
 /// back once and the cancellation mail's outbox row commits with it. Another user's order
 /// (or none) is [`StoreError::NotFound`], a buyer past the window
 /// [`StoreError::CancelWindowClosed`].
-pub async fn cancel(db: &impl GenericClient, id: OrderId, by: Canceller) -> Result<Cancelled, StoreError> {
+pub async fn cancel(db: &impl Executor, id: OrderId, by: Canceller) -> Result<Cancelled, StoreError> {
     let (user, admin, window) = match by {
         Canceller::Buyer { id, window } => (Some(id.get()), false, window),
         Canceller::Admin => (None, true, std::time::Duration::ZERO),
@@ -237,7 +236,7 @@ pub async fn cancel(db: &impl GenericClient, id: OrderId, by: Canceller) -> Resu
 /// Every user's orders, newest first, optionally only those in `status`: up to `limit` of
 /// them older than order `before`.
 pub async fn list_all(
-    db: &impl GenericClient,
+    db: &impl Executor,
     status: Option<OrderStatus>,
     before: Option<i64>,
     limit: i64,
@@ -257,7 +256,7 @@ pub async fn list_all(
 
 /// The caller's orders, newest first: up to `limit` of them older than order `before`.
 pub async fn list_for_user(
-    db: &impl GenericClient,
+    db: &impl Executor,
     user: UserId,
     before: Option<i64>,
     limit: i64,
@@ -337,7 +336,7 @@ pub(super) fn order_error(err: tokio_postgres::Error) -> StoreError {
 }
 
 /// Deletes up to `limit` idempotency keys past the 24 hours `place_order` honours them.
-pub async fn delete_expired_keys(db: &impl GenericClient, limit: i64) -> Result<u64, StoreError> {
+pub async fn delete_expired_keys(db: &impl Executor, limit: i64) -> Result<u64, StoreError> {
     let deleted = db
         .execute_typed(
             "DELETE FROM idempotency_keys WHERE (user_id, key) IN ( \

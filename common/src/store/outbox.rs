@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use crate::db::Executor;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
@@ -30,7 +30,7 @@ const MESSAGE: &str = "id, kind, payload::TEXT AS payload, \
 /// Adds a message to the outbox, in the caller's transaction, with the ids of the request
 /// that causes it.
 pub async fn insert(
-    db: &impl GenericClient,
+    db: &impl Executor,
     kind: &str,
     payload: &serde_json::Value,
     caused_by: Option<&Correlation>,
@@ -51,7 +51,7 @@ pub async fn insert(
 }
 
 /// Records that the queue accepted message `id`.
-pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
+pub async fn mark_published(db: &impl Executor, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "UPDATE outbox SET published_at = now() WHERE id = $1 AND published_at IS NULL",
         &[(&id, Type::INT8)],
@@ -66,7 +66,7 @@ pub async fn mark_published(db: &impl GenericClient, id: i64) -> Result<(), Stor
 /// as attempted now: a lease, so another sweeper running at the same time skips them
 /// (`SKIP LOCKED`) and does not take them again before the grace has passed again.
 pub async fn claim_due(
-    db: &impl GenericClient,
+    db: &impl Executor,
     grace: Duration,
     redelivery_grace: Duration,
     limit: i64,
@@ -116,7 +116,7 @@ pub enum Claim {
 /// settled delivery also settles its outbox row, for rows the previous release settled
 /// without marking the outbox (see migration V5).
 pub async fn claim_delivery(
-    db: &impl GenericClient,
+    db: &impl Executor,
     id: i64,
     recipient: &str,
     lease: Duration,
@@ -160,7 +160,7 @@ pub async fn claim_delivery(
 }
 
 /// Records that the mail of message `id` was sent, which settles its outbox row.
-pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
+pub async fn mark_sent(db: &impl Executor, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "WITH d AS (UPDATE email_deliveries SET sent_at = now() WHERE message_id = $1) \
          UPDATE outbox SET settled_at = now() WHERE id = $1 AND settled_at IS NULL",
@@ -172,7 +172,7 @@ pub async fn mark_sent(db: &impl GenericClient, id: i64) -> Result<(), StoreErro
 
 /// Records that the mail service refused the mail of message `id` for good, and why; this
 /// settles its outbox row, so neither the queue nor the sweeper tries it again.
-pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Result<(), StoreError> {
+pub async fn mark_rejected(db: &impl Executor, id: i64, reason: &str) -> Result<(), StoreError> {
     db.execute_typed(
         "WITH d AS (UPDATE email_deliveries SET rejected_at = now(), failure = $2 \
                      WHERE message_id = $1 AND sent_at IS NULL) \
@@ -184,7 +184,7 @@ pub async fn mark_rejected(db: &impl GenericClient, id: i64, reason: &str) -> Re
 }
 
 /// Gives up a claim after a failed send, so the next delivery may try at once.
-pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), StoreError> {
+pub async fn release_delivery(db: &impl Executor, id: i64) -> Result<(), StoreError> {
     db.execute_typed(
         "DELETE FROM email_deliveries WHERE message_id = $1 AND sent_at IS NULL AND rejected_at IS NULL",
         &[(&id, Type::INT8)],
@@ -195,7 +195,7 @@ pub async fn release_delivery(db: &impl GenericClient, id: i64) -> Result<(), St
 
 /// Deletes up to `limit` outbox rows settled before `older_than` ago, with their delivery
 /// records; an unsettled row is never deleted. Returns how many outbox rows went.
-pub async fn delete_settled(db: &impl GenericClient, older_than: Duration, limit: i64) -> Result<u64, StoreError> {
+pub async fn delete_settled(db: &impl Executor, older_than: Duration, limit: i64) -> Result<u64, StoreError> {
     // The delivery rows go first within the statement: the foreign key is checked at its end.
     let deleted = db
         .execute_typed(

@@ -1,6 +1,6 @@
+use crate::db::Executor;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -136,7 +136,7 @@ fn versioned(row: &Row) -> Result<Versioned, StoreError> {
 
 /// Inserts the product and spreads its stock evenly over its buckets, in one statement.
 /// A taken SKU is [`StoreError::Conflict`] on `products_sku_key`.
-pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product, StoreError> {
+pub async fn create(db: &impl Executor, new: &NewProduct) -> Result<Product, StoreError> {
     const SQL: &str = "\
         WITH p AS ( \
             INSERT INTO products (name, description, price, sku) VALUES ($1, $2, $3, $4) \
@@ -164,7 +164,7 @@ pub async fn create(db: &impl GenericClient, new: &NewProduct) -> Result<Product
 }
 
 /// The product with its version, archived or not.
-pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Versioned>, StoreError> {
+pub async fn get(db: &impl Executor, id: ProductId) -> Result<Option<Versioned>, StoreError> {
     const SQL: &str = "\
         SELECT p.id, p.name, p.description, p.price, p.sku, p.created_at, p.updated_at, p.archived_at, p.version, \
                (SELECT coalesce(sum(s.stock), 0)::BIGINT FROM product_stock s WHERE s.product_id = p.id) AS stock \
@@ -178,7 +178,7 @@ pub async fn get(db: &impl GenericClient, id: ProductId) -> Result<Option<Versio
 /// cannot both succeed. An unknown product is [`StoreError::NotFound`], another version
 /// [`StoreError::VersionMismatch`], a taken SKU [`StoreError::Conflict`] on `products_sku_key`.
 pub async fn update(
-    db: &impl GenericClient,
+    db: &impl Executor,
     id: ProductId,
     expected: Option<&[i64]>,
     changes: &Changes,
@@ -215,7 +215,7 @@ pub async fn update(
 /// Archives the product (`archive_product`, migrations/functions): hidden from the catalogue,
 /// refused by orders from the moment this commits, still readable by id, its SKU still
 /// taken. Archiving an archived product changes nothing. An unknown one is [`StoreError::NotFound`].
-pub async fn archive(db: &impl GenericClient, id: ProductId) -> Result<(), StoreError> {
+pub async fn archive(db: &impl Executor, id: ProductId) -> Result<(), StoreError> {
     let rows = db.query_typed("SELECT archive_product($1)", &[(&id.get(), Type::INT8)]).await?;
     let found: bool = super::single(&rows, |row| Ok(row.try_get(0)?))?;
     if found { Ok(()) } else { Err(StoreError::NotFound { entity: Entity::Product, id: id.get() }) }
@@ -223,7 +223,7 @@ pub async fn archive(db: &impl GenericClient, id: ProductId) -> Result<(), Store
 
 /// Up to `limit` products with an id above `after`, in id order (keyset pagination).
 /// `list_products` (migrations/functions/list_products.sql) sums the page's stock in one scan, with a cached plan.
-pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> Result<ProductPage, StoreError> {
+pub async fn list(db: &impl Executor, after: i64, limit: i64) -> Result<ProductPage, StoreError> {
     const SQL: &str = "SELECT * FROM list_products($1, $2)";
     let rows = db.query_typed(SQL, &[(&after, Type::INT8), (&limit, Type::INT8)]).await?;
     Ok(ProductPage(rows))
@@ -284,7 +284,7 @@ impl Start {
 /// values at hand, so a rare search word goes through the name index and a common one walks
 /// the order's index and stops at the page (the indexes of V13).
 pub async fn catalogue(
-    db: &impl GenericClient,
+    db: &impl Executor,
     filter: &Filter,
     start: Start,
     limit: i64,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::GenericClient;
+use crate::db::Executor;
 use tokio_postgres::types::Type;
 
 use super::StoreError;
@@ -29,7 +29,7 @@ pub struct Backoff {
 
 /// Counts one hit on every counter, atomically, or on none: when any of them is past its
 /// limit nothing is counted and the answer is how long to wait.
-pub async fn hit(db: &impl GenericClient, counters: &[&Counter]) -> Result<Option<Duration>, StoreError> {
+pub async fn hit(db: &impl Executor, counters: &[&Counter]) -> Result<Option<Duration>, StoreError> {
     const SQL: &str = "SELECT rate_limit_hit($1, $2, $3, $4, $5)";
     let subjects: Vec<&str> = counters.iter().map(|c| c.subject.as_str()).collect();
     let limits: Vec<i32> = counters.iter().map(|c| c.limit).collect();
@@ -55,7 +55,7 @@ pub async fn hit(db: &impl GenericClient, counters: &[&Counter]) -> Result<Optio
 
 /// After a success: `cleared` starts again from zero, and the hits it held (the success
 /// and the failures before it) are taken back from the `wider` counters too.
-pub async fn forgive(db: &impl GenericClient, cleared: &Counter, wider: &[&Counter]) -> Result<(), StoreError> {
+pub async fn forgive(db: &impl Executor, cleared: &Counter, wider: &[&Counter]) -> Result<(), StoreError> {
     // Rows are locked in subject order, as `rate_limit_hit` locks them, so the two cannot
     // deadlock; FOR UPDATE reads the newest count, not the statement's snapshot.
     const SQL: &str = "\
@@ -72,7 +72,7 @@ pub async fn forgive(db: &impl GenericClient, cleared: &Counter, wider: &[&Count
 
 /// Deletes the counters whose window has ended and returns how many. Rows a hit is using
 /// right now are skipped (the hit restarts their window), so this never waits on a login.
-pub async fn delete_expired(db: &impl GenericClient, limit: i64) -> Result<u64, StoreError> {
+pub async fn delete_expired(db: &impl Executor, limit: i64) -> Result<u64, StoreError> {
     const SQL: &str = "\
         DELETE FROM rate_limits WHERE subject IN \
             (SELECT subject FROM rate_limits WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)";

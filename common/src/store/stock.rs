@@ -1,11 +1,12 @@
 //! Stock changes made outside orders, each recorded in the `stock_movements` ledger.
 
-use deadpool_postgres::Pool;
+use crate::db::{Executor, Pool};
 use tokio_postgres::types::Type;
 
 use super::orders::{is_transient, order_error};
 use super::{StoreError, Unavailable};
 use crate::domain::{ProductId, StockDelta, StockReason, UserId};
+use crate::metrics::{self, Metric};
 
 /// How often a change is tried: removing stock takes it as a retried order does, which a
 /// split of the product racing it can roll back with 40001.
@@ -27,21 +28,23 @@ pub async fn adjust(
     let client = pool.get().await?;
     let mut attempt = 1;
     loop {
-        let result = client
-            .query_typed(
-                "SELECT adjust_stock($1, $2, $3, $4)",
-                &[
-                    (&product.get(), Type::INT8),
-                    (&delta.get(), Type::INT4),
-                    (&reason.as_str(), Type::TEXT),
-                    (&by.get(), Type::INT8),
-                ],
-            )
-            .await;
+        // Through `Executor`, which times it, not the driver's own method.
+        let result = Executor::query_typed(
+            &**client,
+            "SELECT adjust_stock($1, $2, $3, $4)",
+            &[
+                (&product.get(), Type::INT8),
+                (&delta.get(), Type::INT4),
+                (&reason.as_str(), Type::TEXT),
+                (&by.get(), Type::INT8),
+            ],
+        )
+        .await;
         match result {
             Ok(rows) => return super::single(&rows, |row| Ok(row.try_get(0)?)),
             Err(err) if attempt < ATTEMPTS && is_transient(&err) => {
                 tracing::info!(attempt, error = %err, "stock change rolled back by the database, retrying");
+                metrics::count(Metric::TransactionRetries);
                 attempt += 1;
             }
             Err(err) => {

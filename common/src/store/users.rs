@@ -1,6 +1,6 @@
+use crate::db::Executor;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Type;
 
@@ -57,13 +57,13 @@ fn role(raw: &str) -> Result<Role, StoreError> {
 
 /// Inserts a user with the `user` role; a taken email is [`StoreError::Conflict`] on
 /// `users_email_key`.
-pub async fn create(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, StoreError> {
+pub async fn create(db: &impl Executor, email: &Email, password_hash: &str) -> Result<User, StoreError> {
     const SQL: &str = concat!("INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING ", user_columns!());
     let rows = db.query_typed(SQL, &[(&email.as_str(), Type::TEXT), (&password_hash, Type::TEXT)]).await?;
     super::single(&rows, user)
 }
 
-pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Option<Credentials>, StoreError> {
+pub async fn credentials(db: &impl Executor, email: &Email) -> Result<Option<Credentials>, StoreError> {
     let rows = db
         .query_typed("SELECT id, role, password_hash FROM users WHERE email = $1", &[(&email.as_str(), Type::TEXT)])
         .await?;
@@ -79,7 +79,7 @@ pub async fn credentials(db: &impl GenericClient, email: &Email) -> Result<Optio
 }
 
 /// Creates an admin, or makes an existing account an admin with this password.
-pub async fn upsert_admin(db: &impl GenericClient, email: &Email, password_hash: &str) -> Result<User, StoreError> {
+pub async fn upsert_admin(db: &impl Executor, email: &Email, password_hash: &str) -> Result<User, StoreError> {
     const SQL: &str = concat!(
         "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, 'admin') \
          ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = 'admin' \
@@ -99,7 +99,7 @@ pub enum EnsureAdmin {
     AlreadyPresent,
 }
 
-pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, StoreError> {
+pub async fn admin_exists(db: &impl Executor) -> Result<bool, StoreError> {
     let rows = db.query_typed("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1", &[]).await?;
     Ok(!rows.is_empty())
 }
@@ -108,7 +108,7 @@ pub async fn admin_exists(db: &impl GenericClient) -> Result<bool, StoreError> {
 /// account with this email (someone registered it first) is taken over: promoted and given
 /// this password, so whoever registered it cannot log in as admin.
 pub async fn create_first_admin(
-    db: &impl GenericClient,
+    db: &impl Executor,
     email: &Email,
     password_hash: &str,
 ) -> Result<EnsureAdmin, StoreError> {
@@ -140,7 +140,7 @@ pub enum RegistrationKey {
 /// Claims `key` for registering `email` in the caller's transaction. A concurrent request
 /// with the same key waits here until the first commits, then sees its user.
 pub async fn claim_registration_key(
-    db: &impl GenericClient,
+    db: &impl Executor,
     key: &IdempotencyKey,
     email: &Email,
 ) -> Result<RegistrationKey, StoreError> {
@@ -168,7 +168,7 @@ pub async fn claim_registration_key(
 /// The user that `key` registered for `email` within the last 24 hours, if any: a retry
 /// that [`claim_registration_key`] would answer with [`RegistrationKey::Replay`].
 pub async fn registered_with_key(
-    db: &impl GenericClient,
+    db: &impl Executor,
     key: &IdempotencyKey,
     email: &Email,
 ) -> Result<Option<User>, StoreError> {
@@ -180,11 +180,7 @@ pub async fn registered_with_key(
 }
 
 /// Records the user a claimed registration key created (same transaction).
-pub async fn bind_registration_key(
-    db: &impl GenericClient,
-    key: &IdempotencyKey,
-    user: UserId,
-) -> Result<(), StoreError> {
+pub async fn bind_registration_key(db: &impl Executor, key: &IdempotencyKey, user: UserId) -> Result<(), StoreError> {
     db.execute_typed(
         "UPDATE registration_keys SET user_id = $2 WHERE key = $1",
         &[(&key.as_str(), Type::TEXT), (&user.get(), Type::INT8)],
@@ -195,7 +191,7 @@ pub async fn bind_registration_key(
 
 /// Deletes up to `limit` registration keys past the 24 hours [`claim_registration_key`]
 /// honours them.
-pub async fn delete_expired_registration_keys(db: &impl GenericClient, limit: i64) -> Result<u64, StoreError> {
+pub async fn delete_expired_registration_keys(db: &impl Executor, limit: i64) -> Result<u64, StoreError> {
     let deleted = db
         .execute_typed(
             "DELETE FROM registration_keys WHERE key IN ( \

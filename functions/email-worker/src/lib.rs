@@ -31,7 +31,9 @@
 //! rejected on its delivery row, with the service's reason, and acknowledged: a redelivery
 //! finds the record and sends nothing, and the outbox sweeper leaves it alone. Any other
 //! failure releases the claim and is retried (not acknowledged; on Lambda, listed in
-//! `batchItemFailures`) until the queue dead-letters it.
+//! `batchItemFailures`) until the queue dead-letters it. `MailsDeadLettered` counts each
+//! message once, when it goes to the dead letters: a failure on its last delivery
+//! ([`WorkerOptions::max_deliveries`]), or a malformed message a Redis stream moves at once.
 //!
 //! Timeouts, in order: a send is cut off at 2/3 of the lease (the SDK's own operation
 //! timeout is 20 s); the lease (`DELIVERY_LEASE_MS`, default 30 s) is longer than that, so
@@ -43,7 +45,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use common::config::{ConfigError, Env, parsed};
+use common::config::{ConfigError, Env, max_attempts, parsed};
+use common::db::Pool;
 use common::domain::Email;
 use common::mail::Mail;
 use common::mail::{self, MailError, Mailer};
@@ -52,7 +55,6 @@ use common::metrics::{self, Correlation, Metric};
 use common::queue::{Consumer, Delivery};
 use common::store::StoreError;
 use common::store::outbox::{self as store, Claim};
-use deadpool_postgres::Pool;
 use futures_util::future::join_all;
 use tracing::Instrument;
 
@@ -64,6 +66,9 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// Messages taken per receive when polling (`WORKER_BATCH`, default 10).
     pub batch: usize,
+    /// Deliveries of a message before its queue dead-letters it (`QUEUE_MAX_ATTEMPTS`,
+    /// default 5): the template sets it to the email queue's `maxReceiveCount`.
+    pub max_deliveries: u32,
     /// Fault injection for crash tests: sleep after claiming, before sending.
     pub pause_before_send: Duration,
     /// Fault injection for crash tests: sleep after recording, before acknowledging.
@@ -75,6 +80,7 @@ impl Default for WorkerOptions {
         Self {
             lease: Duration::from_secs(30),
             batch: 10,
+            max_deliveries: 5,
             pause_before_send: Duration::ZERO,
             pause_before_ack: Duration::ZERO,
         }
@@ -87,6 +93,7 @@ impl WorkerOptions {
         Ok(Self {
             lease: Duration::from_millis(parsed(env, "DELIVERY_LEASE_MS", 30_000)?),
             batch: parsed(env, "WORKER_BATCH", defaults.batch)?,
+            max_deliveries: max_attempts(env)?,
             ..defaults
         })
     }
@@ -155,8 +162,7 @@ impl Worker {
         match &outcome {
             Ok(Handled::Sent) => metrics::count(Metric::MailsSent),
             Err(Failure::Transient(_)) => metrics::count(Metric::MailsFailed),
-            Err(Failure::Malformed(_)) => metrics::count(Metric::MailsDeadLettered),
-            Ok(_) | Err(Failure::Held(_)) => {}
+            Ok(_) | Err(Failure::Malformed(_) | Failure::Held(_)) => {}
         }
         outcome
     }
@@ -225,23 +231,47 @@ impl Worker {
     }
 
     /// The Lambda handler: every record of the batch handled concurrently; the ids of the
-    /// ones that failed (and only those) returned, so SQS retries just them. A malformed
-    /// record fails every time and is moved to the DLQ by the queue's redrive policy.
+    /// ones that failed (and only those) returned, so SQS retries just them. A record that
+    /// fails on its last receive (a malformed one fails on every receive) is moved to the DLQ
+    /// by the queue's redrive policy: counted dead-lettered then, once.
     pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
         let outcomes = join_all(event.records.iter().map(|record| async move {
             let id = record.message_id.clone().unwrap_or_default();
             let outcome = self.handle(record.body.as_deref().unwrap_or_default()).await;
-            (id, outcome)
+            (id, receive_count(&record.attributes), outcome)
         }))
         .await;
         let mut response = SqsBatchResponse::default();
-        for (id, outcome) in outcomes {
+        for (id, receives, outcome) in outcomes {
             if let Err(failure) = outcome {
-                log_failure(&id, &failure);
+                self.failed(&id, &failure, self.last_delivery(receives));
                 response.add_failure(id);
             }
         }
         response
+    }
+
+    /// Whether a delivery that failed was the message's last: its queue dead-letters it now.
+    fn last_delivery(&self, deliveries: u32) -> bool {
+        deliveries >= self.options.max_deliveries
+    }
+
+    /// Logs a failed delivery, and counts the message when it goes to the dead letters.
+    fn failed(&self, queue_message: &str, failure: &Failure, dead_lettered: bool) {
+        if dead_lettered {
+            metrics::count(Metric::MailsDeadLettered);
+            tracing::error!(queue_message, error = %failure, "message failed for the last time; dead-lettering it");
+            return;
+        }
+        match failure {
+            Failure::Malformed(_) => {
+                tracing::error!(queue_message, error = %failure, "malformed message; failing it until the queue dead-letters it")
+            }
+            Failure::Held(_) => {
+                tracing::info!(queue_message, error = %failure, "message held elsewhere; retrying later")
+            }
+            Failure::Transient(_) => tracing::warn!(queue_message, error = %failure, "message failed; retrying later"),
+        }
     }
 
     /// Polls `consumer` until `shutdown` resolves: each batch handled concurrently, then
@@ -280,7 +310,10 @@ impl Worker {
             let settled = match outcome {
                 Ok(_) => consumer.ack(delivery).await,
                 Err(failure) => {
-                    log_failure(&delivery.id, &failure);
+                    let malformed = matches!(failure, Failure::Malformed(_));
+                    let dead_lettered =
+                        (malformed && consumer.dead_letters_at_once()) || self.last_delivery(delivery.attempts);
+                    self.failed(&delivery.id, &failure, dead_lettered);
                     match failure {
                         Failure::Malformed(reason) => consumer.dead_letter(delivery, &reason).await,
                         Failure::Held(_) | Failure::Transient(_) => Ok(()),
@@ -347,12 +380,10 @@ fn recipient(raw: String) -> Result<Email, Failure> {
     Email::parse(raw).map_err(|err| Failure::Malformed(format!("to: {}", err.0)))
 }
 
-fn log_failure(queue_message: &str, failure: &Failure) {
-    match failure {
-        Failure::Malformed(_) => tracing::error!(queue_message, error = %failure, "dead-lettering message"),
-        Failure::Held(_) => tracing::info!(queue_message, error = %failure, "message held elsewhere; retrying later"),
-        Failure::Transient(_) => tracing::warn!(queue_message, error = %failure, "message failed; retrying later"),
-    }
+/// How many times SQS has handed the record out, this time included (1 if Lambda did not
+/// say, so an unknown count never reads as the last).
+fn receive_count(attributes: &std::collections::HashMap<String, String>) -> u32 {
+    attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
 async fn pause(duration: Duration, at: &str) {

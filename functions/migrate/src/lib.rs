@@ -65,7 +65,7 @@ async fn setup() -> Result<SetupReport, Error> {
     result.inspect_err(|err| tracing::error!(error = %err, "migrate failed"))
 }
 
-async fn run(pool: &deadpool_postgres::Pool, application: Option<&ApplicationLogin>) -> Result<SetupReport, Error> {
+async fn run(pool: &common::db::Pool, application: Option<&ApplicationLogin>) -> Result<SetupReport, Error> {
     let admin = config::admin_credentials(&ProcessEnv).await?;
     let report = migrate_and_ensure_admin(pool, application, admin).await?;
     tracing::info!(applied = ?report.applied_migrations, admin = report.admin, "database ready");

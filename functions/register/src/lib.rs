@@ -9,7 +9,7 @@ use common::http::Routes;
 use common::http::{ApiJson, ClientIp, Idempotency, created};
 use common::metrics::{self, Metric};
 use common::store::users::{self, RegistrationKey, User};
-use common::{AppError, AppState, outbox, throttle};
+use common::{AppError, AppState, db, outbox, throttle};
 use serde::{Deserialize, Serialize};
 
 /// This function's routes, named once: the local server, the Lambda entry and the
@@ -63,7 +63,7 @@ async fn register(
     }
     let password_hash = hash_password(password).await?;
     let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
+    let tx = db::begin(&mut client).await?;
     if let Some(key) = &key {
         match users::claim_registration_key(&*tx, key, &email).await? {
             RegistrationKey::New => {}
@@ -76,7 +76,7 @@ async fn register(
         users::bind_registration_key(&*tx, key, user.id).await?;
     }
     let welcome = outbox::add_welcome_email(&*tx, &user.email).await?;
-    tx.commit().await?;
+    db::commit(tx).await?;
     drop(client);
     if let Some(publisher) = &state.publisher {
         outbox::publish_committed(&state.db, publisher.as_ref(), &welcome).await;

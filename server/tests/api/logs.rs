@@ -38,6 +38,11 @@ impl Server {
 
     /// A server logging in `format` (`text`, or `json` as in Lambda).
     pub(crate) fn start_with(app: &TestApp, format: &str) -> Self {
+        Self::start_with_env(app, format, &[])
+    }
+
+    /// [`Server::start_with`], with these variables added to its environment.
+    pub(crate) fn start_with_env(app: &TestApp, format: &str, env: &[(&str, &str)]) -> Self {
         let redis = testkit::services::redis_url();
         // Redis accepts any password for its password-less `default` user.
         let queue_url = redis.replacen("redis://", &format!("redis://default:{QUEUE_PASSWORD}@"), 1);
@@ -53,6 +58,7 @@ impl Server {
             .env_remove("MAIL_LOG")
             .env("RUST_LOG", "trace")
             .env("LOG_FORMAT", format)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -113,17 +119,31 @@ pub(crate) async fn call_with(
     token: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (StatusCode, http::HeaderMap, Value) {
+    send(Method::POST, base, path, Some(body), token, headers).await
+}
+
+/// A request of any method, with a JSON body when `body` is one.
+pub(crate) async fn send(
+    method: Method,
+    base: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Value) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut request =
-        Request::builder().method(Method::POST).uri(format!("{base}{path}")).header("content-type", "application/json");
+    let mut request = Request::builder().method(method).uri(format!("{base}{path}"));
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response =
-        client.request(request.body(Full::new(Bytes::from(body.to_string()))).expect("request")).await.expect("call");
+    let body = body.map(|body| Bytes::from(body.to_string())).unwrap_or_default();
+    let response = client.request(request.body(Full::new(body)).expect("request")).await.expect("call");
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();

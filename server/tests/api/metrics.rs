@@ -8,11 +8,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::domain::Role;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use testkit::app::TestApp;
 
-use crate::logs::{Server, base_url, call, call_with};
+use crate::logs::{Server, base_url, call, call_with, send};
 
 const EMAIL: &str = "Metered.Person@Example.com";
 const PASSWORD: &str = "pw-never-in-a-metric";
@@ -171,6 +171,77 @@ async fn every_metric_line_is_valid_emf_and_counts_what_users_did() {
     for personal in ["metered.person", "example.com", PASSWORD, &token.to_lowercase()] {
         assert!(!metric_text.contains(personal), "{personal} in a metric line:\n{metric_text}");
     }
+}
+
+/// The metric line of the request sent with `x-request-id: id`.
+fn line_of<'a>(lines: &'a [Value], id: &str, log: &str) -> &'a Value {
+    lines.iter().find(|line| line["RequestId"] == id).unwrap_or_else(|| panic!("no metric line for {id}:\n{log}"))
+}
+
+#[tokio::test]
+async fn every_request_that_reads_the_database_reports_database_time_and_pool_wait() {
+    let app = TestApp::spawn().await;
+    let server = Server::start_with(&app, "json");
+    let base = base_url(&server).await;
+    let admin = app.user_token(Role::Admin).await;
+    let (status, _) = call(&base, "/api/v1/auth/register", json!({"email": EMAIL, "password": PASSWORD}), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    fn id(name: &str) -> [(&str, &str); 1] {
+        [("x-request-id", name)]
+    }
+    let product = json!({"name": "Timed Game", "price": 100, "sku": "TIMED-1", "stock": 3});
+    let (status, _, product) =
+        send(Method::POST, &base, "/api/v1/products", Some(product), Some(&admin), &id("product-create")).await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    let (status, _, page) = send(Method::GET, &base, "/api/v1/products", None, None, &id("catalogue-page")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let login = json!({"email": EMAIL, "password": PASSWORD});
+    let (status, _, body) = send(Method::POST, &base, "/api/v1/auth/login", Some(login), None, &id("login")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    let order = json!({"product_id": product["id"], "quantity": 1});
+    let (status, order) = call(&base, "/api/v1/orders", order, Some(&token)).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let cancel = format!("/api/v1/orders/{}/cancel", order["order_id"]);
+    let (status, _, body) = send(Method::POST, &base, &cancel, None, Some(&token), &id("cancel")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let log = server.stop();
+
+    let lines = emf_lines(&log);
+    for request in ["catalogue-page", "login", "product-create", "cancel"] {
+        let line = line_of(&lines, request, &log);
+        let declared: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|all| all.iter().filter_map(|m| m["Name"].as_str()).collect())
+            .unwrap_or_default();
+        for timing in ["DatabaseTime", "PoolWait"] {
+            assert!(line[timing].as_f64().is_some_and(|ms| ms >= 0.0), "{request} has no {timing}: {line}");
+            assert!(declared.contains(&timing), "{request} does not declare {timing}: {line}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_off_writes_no_line_and_keeps_the_request_ids_for_the_mail() {
+    let app = TestApp::spawn().await;
+    let server = Server::start_with_env(&app, "json", &[("METRICS", "off")]);
+    let base = base_url(&server).await;
+    let (status, headers, body) = call_with(
+        &base,
+        "/api/v1/auth/register",
+        json!({"email": EMAIL, "password": PASSWORD}),
+        None,
+        &[("x-request-id", "unmetered")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(headers.get("x-request-id").and_then(|v| v.to_str().ok()), Some("unmetered"));
+    let mail = server.wait_for_log("welcome mail sent").await;
+    let log = server.stop();
+
+    assert_eq!(emf_lines(&log), Vec::<Value>::new(), "no metric line:\n{log}");
+    assert!(json_lines(&mail).iter().any(|line| line["span"]["request_id"] == "unmetered"), "{mail}");
 }
 
 #[test]

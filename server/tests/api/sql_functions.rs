@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use deadpool_postgres::{GenericClient, Pool};
+use common::db::Pool;
+use deadpool_postgres::GenericClient;
 
 use testkit::app::TestApp;
 
