@@ -333,11 +333,15 @@ fn reserved_concurrency_fits_the_connections_the_proxy_may_open() {
 
 // ------------------------------------------------------------------ secrets
 
-/// The secret behind each of `resources::Needs`: the application role's database
-/// credentials and the JWT key. What an HTTP function needs is read from its crate
-/// (`LAMBDA`, through `gamestore::functions()`), so the template follows the code.
-const SECRET_OF_NEED: &[(&str, fn(&Needs) -> bool)] =
-    &[("DbAppSecret", |needs| needs.database), ("JwtSecret", |needs| needs.jwt)];
+/// The secrets behind `resources::Needs`: the application role's database credentials
+/// and the JWT key. What an HTTP function needs is read from its crate (`LAMBDA`, through
+/// `gamestore::functions()`), so the template follows the code.
+fn secrets_of(needs: Needs) -> BTreeSet<&'static str> {
+    [("DbAppSecret", needs.database), ("JwtSecret", needs.jwt)]
+        .into_iter()
+        .filter_map(|(secret, asked)| asked.then_some(secret))
+        .collect()
+}
 
 /// The background functions, which read their secrets outside the shared HTTP start-up:
 /// the email worker and the sweeper run queries as the application role; migrate connects
@@ -360,9 +364,7 @@ fn secrets_used(template: &Template) -> BTreeMap<String, BTreeSet<&'static str>>
             let binary = function.path(&["Metadata", "BuildProperties"]).and_then(|b| b.value("Binary"));
             let binary = binary.unwrap_or_else(|| panic!("{id} names no binary"));
             let used: BTreeSet<&str> = match (http.get(binary), BACKGROUND_SECRETS.iter().find(|(b, _)| *b == binary)) {
-                (Some(needs), _) => {
-                    SECRET_OF_NEED.iter().filter(|(_, asks)| asks(needs)).map(|(secret, _)| *secret).collect()
-                }
+                (Some(needs), _) => secrets_of(*needs),
                 (None, Some((_, secrets))) => secrets.iter().copied().collect(),
                 (None, None) => panic!("{id} builds {binary}, which is neither an HTTP function nor listed here"),
             };
