@@ -298,8 +298,7 @@ print(parsed.hostname or "127.0.0.1", parsed.port or 5432, parsed.path.lstrip("/
 PY
   )
   [ -n "$db_name" ] || die "cannot store the database secret in LocalStack"
-  local watch_port ext_port
-  watch_port=$(free_port $((api_port + 1)))
+  local ext_port
   ext_port=$(free_port 2773)
   cargo build --quiet --bin devgw
   local devgw=${CARGO_TARGET_DIR:-target}/debug/devgw
@@ -310,18 +309,30 @@ PY
   # LocalStack's endpoint, the local Postgres port, no TLS.
   local sets=() pair
   for pair in ${LAMBDA_ENV:-}; do sets+=(--set "$pair"); done
-  "$devgw" env "${refs[@]}" "${sets[@]}" --set "DB_PORT=$db_port" --set DB_SSLMODE=disable \
-    --set "AWS_ENDPOINT_URL=$endpoint" --set AWS_ACCESS_KEY_ID=test --set AWS_SECRET_ACCESS_KEY=test \
-    --set AWS_REGION=us-east-1 >"$dir/functions.env"
-  (exec setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --env-file "$dir/functions.env" \
-    >"$dir/watch.log" 2>&1) &
-  echo $! >"$dir/watch.pid"
-  wait_for_port "$watch_port" "$(cat "$dir/watch.pid"):$dir/watch.log"
+  # One `cargo lambda watch` per function, each with the function's own environment from
+  # the template (cargo lambda gives every function of one watch the same --env-file), so
+  # a function is told only of the secrets it is told of in AWS. Each runs under env -i:
+  # nothing of this shell (DATABASE_URL, say) reaches a function.
+  local fn port invokes=()
+  : >"$dir/watch.pids"
+  for fn in $("$devgw" functions); do
+    "$devgw" env --function "$fn" "${refs[@]}" "${sets[@]}" --set "DB_PORT=$db_port" --set DB_SSLMODE=disable \
+      --set "AWS_ENDPOINT_URL=$endpoint" --set AWS_ACCESS_KEY_ID=test --set AWS_SECRET_ACCESS_KEY=test \
+      --set AWS_REGION=us-east-1 >"$dir/$fn.env"
+    port=$(free_port $((api_port + 1)))
+    (exec setsid env -i PATH="$PATH" HOME="$HOME" ${CARGO_HOME:+CARGO_HOME="$CARGO_HOME"} \
+      ${RUSTUP_HOME:+RUSTUP_HOME="$RUSTUP_HOME"} ${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$CARGO_TARGET_DIR"} \
+      ${RUST_LOG:+RUST_LOG="$RUST_LOG"} \
+      cargo lambda watch -A 127.0.0.1 -P "$port" --bin "$fn" --env-file "$dir/$fn.env" >"$dir/watch-$fn.log" 2>&1) &
+    echo $! >>"$dir/watch.pids"
+    wait_for_port "$port" "$!:$dir/watch-$fn.log"
+    invokes+=(--invoke-function "$fn=http://127.0.0.1:$port")
+  done
   AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-    "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" --invoke "http://127.0.0.1:$watch_port" \
+    "$devgw" serve "${refs[@]}" --listen "127.0.0.1:$api_port" "${invokes[@]}" \
     --aws-endpoint "$endpoint" "$@" >"$dir/devgw.log" 2>&1 &
   echo $! >"$dir/devgw.pid"
-  wait_for_port "$api_port" "$(cat "$dir/devgw.pid"):$dir/devgw.log" "$(cat "$dir/watch.pid"):$dir/watch.log"
+  wait_for_port "$api_port" "$(cat "$dir/devgw.pid"):$dir/devgw.log"
   echo "$api_port" >"$dir/port"
 }
 
@@ -354,10 +365,13 @@ kill_tree() {
   kill -TERM "$1" 2>/dev/null || true
 }
 
-# lambda_stack_stop DIR: stops devgw, cargo lambda watch and the function processes it
-# started (each in a session of its own, sent no signal when watch stops).
+# lambda_stack_stop DIR: stops devgw, the functions' cargo lambda watch and the function
+# processes they started (each in a session of its own, sent no signal when watch stops).
 lambda_stack_stop() {
-  local dir=$1
+  local dir=$1 pid
   if [ -s "$dir/devgw.pid" ]; then kill "$(cat "$dir/devgw.pid")" 2>/dev/null || true; rm -f "$dir/devgw.pid"; fi
-  if [ -s "$dir/watch.pid" ]; then kill_tree "$(cat "$dir/watch.pid")"; rm -f "$dir/watch.pid"; fi
+  if [ -s "$dir/watch.pids" ]; then
+    while read -r pid; do kill_tree "$pid"; done <"$dir/watch.pids"
+    rm -f "$dir/watch.pids"
+  fi
 }

@@ -16,7 +16,8 @@
 //!    event handler gets the error, and the next invocation tries again;
 //! 4. on shutdown the pool is closed, so its connections end before the process does.
 //!
-//! Each function's `main` names its trigger, its needs and its handler, nothing more.
+//! Each function's `main` names its trigger, its needs and its handler, nothing more (an
+//! HTTP function's crate exports them as an [`HttpFunction`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -69,11 +70,33 @@ impl<T> Lazy<T> {
     }
 }
 
-/// Runs an HTTP function: its `routes` over the state made from what it `needs`.
-pub async fn run_http<S>(needs: Needs, routes: fn() -> Routes<S>) -> Result<(), Error>
+/// An HTTP function as its Lambda runs it: what it needs, and its routes over the state
+/// made from that. Made in a `const` ([`HttpFunction::new`]), so a function whose needs
+/// leave out what its state is made of (the JWT key, say: see [`crate::state::AppState`])
+/// does not compile, rather than answering 503 to every request.
+pub struct HttpFunction<S> {
+    needs: Needs,
+    routes: fn() -> Routes<S>,
+}
+
+impl<S: FromResources> HttpFunction<S> {
+    pub const fn new(needs: Needs, routes: fn() -> Routes<S>) -> Self {
+        assert!(needs.covers(S::NEEDS), "the function's Needs leave out what its routes' state is made of");
+        Self { needs, routes }
+    }
+
+    /// What this function reads and builds: its secrets are these, and no others.
+    pub const fn needs(&self) -> Needs {
+        self.needs
+    }
+}
+
+/// Runs an HTTP function: its routes over the state made from what it needs.
+pub async fn run_http<S>(function: HttpFunction<S>) -> Result<(), Error>
 where
     S: FromResources + Clone + Send + Sync + 'static,
 {
+    let HttpFunction { needs, routes } = function;
     let app = Lazy::new(move || {
         Box::pin(async move {
             let resources = Resources::build(needs, &ProcessEnv).await.inspect_err(log_unusable)?;
@@ -193,6 +216,16 @@ fn strip_stage(mut request: Request) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::{AppState, NoKey};
+
+    #[test]
+    fn a_function_needs_what_its_state_is_made_of() {
+        let keyless = HttpFunction::<AppState<NoKey>>::new(Needs::DATABASE, Routes::new);
+        assert!(!keyless.needs().jwt);
+        assert!(HttpFunction::<AppState>::new(Needs::DATABASE.jwt(), Routes::new).needs().jwt);
+        let without_key = std::panic::catch_unwind(|| HttpFunction::<AppState>::new(Needs::DATABASE, Routes::new));
+        assert!(without_key.is_err(), "a keyed state was made from needs without the key");
+    }
 
     #[tokio::test]
     async fn configuration_that_cannot_load_is_answered_503_and_retried() {

@@ -1,7 +1,7 @@
 //! Shared library of the game-store functions. [`lambda`] starts every function whatever its
 //! trigger, building the [`resources`] it needs from [`config`]. Each HTTP function crate
-//! exports its routes as [`http::Routes`]; its `main` names what it needs and hands them to
-//! [`lambda::run_http`].
+//! exports its routes as [`http::Routes`] and, with what it needs, as a
+//! [`lambda::HttpFunction`] that its `main` hands to [`lambda::run_http`].
 //!
 //! # Layers
 //!

@@ -68,6 +68,17 @@ impl Needs {
         Self { mailer: true, ..self }
     }
 
+    /// Whether these needs ask for everything `other` asks for (a `const fn`, so that
+    /// [`crate::lambda::HttpFunction`] checks it when the crate compiles).
+    pub const fn covers(self, other: Self) -> bool {
+        let queue = match (self.queue, other.queue) {
+            (_, QueueNeed::No) | (QueueNeed::Required, _) => true,
+            (QueueNeed::IfConfigured, QueueNeed::IfConfigured) => true,
+            (QueueNeed::No | QueueNeed::IfConfigured, _) => false,
+        };
+        (self.database || !other.database) && (self.jwt || !other.jwt) && (self.mailer || !other.mailer) && queue
+    }
+
     /// Reads every setting these needs use that takes no network call, so a missing or
     /// malformed one is reported at start-up; `true` when [`Resources::build`] must fetch
     /// a secret through the extension, and so must wait for the first invocation.
@@ -197,6 +208,17 @@ mod tests {
         let no_queue = Needs::DATABASE.queue(QueueNeed::Required).check(&env).err().map(|e| e.to_string());
         assert_eq!(no_queue.as_deref(), Some("QUEUE_URL is not set"));
         assert_eq!(Needs::DATABASE.queue(QueueNeed::IfConfigured).check(&env).ok(), Some(false));
+    }
+
+    #[test]
+    fn needs_cover_what_they_ask_for() {
+        let register = Needs::DATABASE.queue(QueueNeed::IfConfigured);
+        assert!(register.covers(Needs::DATABASE) && register.covers(register) && register.covers(Needs::NOTHING));
+        assert!(!register.covers(Needs::DATABASE.jwt()));
+        assert!(!Needs::NOTHING.covers(Needs::DATABASE));
+        assert!(!register.covers(Needs::DATABASE.queue(QueueNeed::Required)));
+        assert!(Needs::DATABASE.queue(QueueNeed::Required).covers(register));
+        assert!(!Needs::DATABASE.covers(Needs::DATABASE.mailer()));
     }
 
     #[test]

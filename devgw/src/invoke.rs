@@ -1,7 +1,12 @@
 //! Lambda's Invoke API, as `cargo lambda watch` serves it:
 //! `POST /2015-03-31/functions/<binary>/invocations` with the event as the body. AWS
 //! answers a function error with 200 and `X-Amz-Function-Error`, `cargo lambda watch` with
-//! a 500 and the error as body: both are a failed invocation here.
+//! a 500 and the error as body: both are a failed invocation here. Each function may run
+//! under its own `cargo lambda watch` (its own environment), so each may have its own
+//! Invoke API address.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -21,19 +26,32 @@ pub enum InvokeError {
 #[derive(Clone)]
 pub struct Invoker {
     base: String,
+    /// Functions served elsewhere than `base`, by binary.
+    own: Arc<BTreeMap<String, String>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Invoker {
     /// `base` is the address of the Invoke API, e.g. `http://127.0.0.1:9001`.
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned(), client: Client::builder(TokioExecutor::new()).build_http() }
+        Self::per_function(base, BTreeMap::new())
+    }
+
+    /// Invokes each function of `own` at its own address, the others at `base`.
+    pub fn per_function(base: &str, own: BTreeMap<String, String>) -> Self {
+        let own = own.into_iter().map(|(function, base)| (function, base.trim_end_matches('/').to_owned())).collect();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            own: Arc::new(own),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// Invokes `function` synchronously and returns its JSON answer.
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, InvokeError> {
         let transport = |reason: String| InvokeError::Transport { function: function.to_owned(), reason };
-        let request = http::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.base))
+        let base = self.own.get(function).unwrap_or(&self.base);
+        let request = http::Request::post(format!("{base}/2015-03-31/functions/{function}/invocations"))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(event.to_string())))
             .map_err(|err| transport(err.to_string()))?;

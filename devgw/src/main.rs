@@ -1,6 +1,6 @@
 //! `devgw serve`: the local API Gateway, SQS event source, schedule and secrets extension.
-//! `devgw env`: the functions' environment as the template sets it, for
-//! `cargo lambda watch --env-file`.
+//! `devgw functions`: the binaries it invokes; `devgw env --function NAME`: that function's
+//! environment as the template sets it, for its own `cargo lambda watch --env-file`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,10 +44,19 @@ struct Common {
 enum Command {
     /// Serve the API, the event sources and the Secrets extension.
     Serve(ServeArgs),
-    /// Print the functions' environment (NAME=value lines) for `cargo lambda watch --env-file`.
+    /// Print the binaries the runner invokes, one a line.
+    Functions {
+        /// The SAM template.
+        #[arg(long, default_value = "infra/template.yaml")]
+        template: PathBuf,
+    },
+    /// Print one function's environment (NAME=value lines) for `cargo lambda watch --env-file`.
     Env {
         #[command(flatten)]
         common: Common,
+        /// The function's binary.
+        #[arg(long)]
+        function: String,
         /// A variable set as given, overriding the template; repeatable.
         #[arg(long = "set", value_parser = pair)]
         set: Vec<(String, String)>,
@@ -64,6 +73,9 @@ struct ServeArgs {
     /// The Invoke API of `cargo lambda watch`.
     #[arg(long, default_value = "http://127.0.0.1:9001")]
     invoke: String,
+    /// The Invoke API of one function's own `cargo lambda watch` (BINARY=URL); repeatable.
+    #[arg(long = "invoke-function", value_parser = pair)]
+    invoke_functions: Vec<(String, String)>,
     /// LocalStack's endpoint, for Secrets Manager (SQS uses the AWS_* environment).
     #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566")]
     aws_endpoint: String,
@@ -88,18 +100,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     telemetry::init_local();
     match Cli::parse().command {
-        Command::Env { common, set } => print_env(common, set),
+        Command::Functions { template } => {
+            Template::read(&template)?.invoked_functions().into_iter().for_each(|function| println!("{function}"));
+            Ok(())
+        }
+        Command::Env { common, function, set } => print_env(common, &function, set),
         Command::Serve(args) => serve(args).await,
     }
 }
 
-fn print_env(common: Common, set: Vec<(String, String)>) -> Result<(), BoxError> {
+fn print_env(common: Common, function: &str, set: Vec<(String, String)>) -> Result<(), BoxError> {
     let template = Template::read(&common.template)?;
     let mut overrides: BTreeMap<String, String> = set.into_iter().collect();
     // What Lambda and the extension layer give every function.
     overrides.insert("AWS_SESSION_TOKEN".into(), common.token.clone());
     overrides.insert("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".into(), common.extension_port.to_string());
-    let env = template.environment(&template.invoked_functions(), &Bindings::new(common.refs), &overrides)?;
+    let env = template.environment(function, &Bindings::new(common.refs), &overrides)?;
     for (name, value) in env {
         println!("{name}={value}");
     }
@@ -109,7 +125,7 @@ fn print_env(common: Common, set: Vec<(String, String)>) -> Result<(), BoxError>
 async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let template = Template::read(&args.common.template)?;
     let bindings = Bindings::new(args.common.refs.clone());
-    let invoker = Invoker::new(&args.invoke);
+    let invoker = Invoker::per_function(&args.invoke, args.invoke_functions.iter().cloned().collect());
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
 
     let extension = TcpListener::bind(("127.0.0.1", args.common.extension_port)).await?;

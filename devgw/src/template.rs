@@ -249,33 +249,24 @@ impl Template {
         Ok(())
     }
 
-    /// The environment every invoked function gets: the `Globals` variables and those of
-    /// each function (they must agree where they overlap, as one `cargo lambda watch`
-    /// serves them all), `Ref`/`GetAtt` resolved through `bindings`, then `overrides`.
-    /// `functions` limits it to the binaries named (the ones the runner invokes).
+    /// The environment of one function (by binary) as Lambda would give it: the `Globals`
+    /// variables, then the function's own (which win), `Ref`/`GetAtt` resolved through
+    /// `bindings`, then `overrides`. Each function gets its own, so a secret one function
+    /// is told of reaches no other.
     pub fn environment(
         &self,
-        functions: &[&str],
+        function: &str,
         bindings: &Bindings,
         overrides: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let own = self.functions.iter().find(|f| f.binary == function).ok_or_else(|| TemplateError::Invalid {
+            resource: function.to_owned(),
+            reason: "no function of the template builds this binary".to_owned(),
+        })?;
         let mut env = BTreeMap::new();
-        let selected = self.functions.iter().filter(|f| functions.contains(&f.binary.as_str()));
-        let variables = selected
-            .flat_map(|f| f.environment.iter().map(move |(k, v)| (f.logical_id.as_str(), k, v)))
-            .chain(self.global_environment.iter().map(|(k, v)| ("Globals", k, v)));
-        for (owner, name, value) in variables {
-            if overrides.contains_key(name) {
-                continue;
-            }
-            let resolved = bindings.resolve(value)?;
-            if let Some(previous) = env.insert(name.clone(), resolved.clone())
-                && previous != resolved
-            {
-                return Err(TemplateError::Invalid {
-                    resource: owner.to_owned(),
-                    reason: format!("{name} differs between functions ({previous:?} vs {resolved:?})"),
-                });
+        for (name, value) in self.global_environment.iter().chain(&own.environment) {
+            if !overrides.contains_key(name) {
+                env.insert(name.clone(), bindings.resolve(value)?);
             }
         }
         env.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -449,21 +440,30 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
         let overrides = BTreeMap::from([("DB_PORT".to_owned(), "5433".to_owned())]);
-        let env = t.environment(&t.invoked_functions(), &bindings, &overrides);
-        let env = match env {
+        let env = |function: &str| match t.environment(function, &bindings, &overrides) {
             Ok(env) => env,
-            Err(err) => panic!("{err}"),
+            Err(err) => panic!("{function}: {err}"),
         };
-        assert_eq!(env.get("JWT_SECRET_ARN").map(String::as_str), Some("gamestore/jwt-secret"));
-        assert_eq!(env.get("DB_HOST").map(String::as_str), Some("127.0.0.1"));
-        assert_eq!(env.get("DB_PORT").map(String::as_str), Some("5433"));
-        assert_eq!(env.get("QUEUE_URL").map(String::as_str), Some("http://queue"));
-        assert!(!env.contains_key("ADMIN_SECRET_ARN"), "migrate is not invoked by the runner");
-        assert_eq!(env.get("DB_SECRET_ARN").map(String::as_str), Some("gamestore/db-app"));
-        assert!(!env.contains_key("DB_OWNER_SECRET_ARN"), "nor is the owner's secret given to the others");
+        let login = env("login");
+        assert_eq!(login.get("JWT_SECRET_ARN").map(String::as_str), Some("gamestore/jwt-secret"));
+        assert_eq!(login.get("DB_SECRET_ARN").map(String::as_str), Some("gamestore/db-app"));
+        assert_eq!(login.get("DB_HOST").map(String::as_str), Some("127.0.0.1"));
+        assert_eq!(login.get("DB_PORT").map(String::as_str), Some("5433"));
+        assert!(!login.contains_key("QUEUE_URL"), "register's queue is not login's");
+        assert_eq!(env("register").get("QUEUE_URL").map(String::as_str), Some("http://queue"));
 
-        let missing = t.environment(&t.invoked_functions(), &Bindings::default(), &overrides);
+        // Each function is told only of its own secrets, as in AWS.
+        let secrets = |function: &str| -> Vec<String> {
+            env(function).into_keys().filter(|name| name.ends_with("_SECRET_ARN")).collect()
+        };
+        assert_eq!(secrets("register"), ["DB_SECRET_ARN"]);
+        assert_eq!(secrets("get-product"), ["DB_SECRET_ARN"]);
+        assert_eq!(secrets("login"), ["DB_SECRET_ARN", "JWT_SECRET_ARN"]);
+        assert!(secrets("openapi").is_empty(), "{:?}", secrets("openapi"));
+
+        let missing = t.environment("login", &Bindings::default(), &overrides);
         assert!(matches!(missing, Err(TemplateError::Unbound(_))));
+        assert!(matches!(t.environment("nothing", &bindings, &overrides), Err(TemplateError::Invalid { .. })));
     }
 
     #[test]

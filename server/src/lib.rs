@@ -13,35 +13,37 @@ use common::http::{Routes, finish};
 use common::mail::{self, Mailer};
 use common::outbox;
 use common::queue::{self, Consumer};
+use common::resources::Needs;
 use email_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Every HTTP function, by crate name, with its routes: what the local server serves and
-/// the template drift test (`tests/infra_drift.rs`) compares with `infra/template.yaml`.
-pub fn functions() -> Vec<(&'static str, Routes<AppState>)> {
+/// Every HTTP function, by crate name, with what its Lambda needs (so which secrets it
+/// reads) and its routes: what the local server serves, and what the template tests
+/// (`tests/infra_drift.rs`, `tests/infra_template.rs`) compare with `infra/template.yaml`.
+pub fn functions() -> Vec<(&'static str, Needs, Routes<AppState>)> {
     vec![
-        ("register", register::api()),
-        ("login", login::api()),
-        ("list-products", list_products::api()),
-        ("get-product", get_product::api()),
-        ("create-product", create_product::api()),
-        ("update-product", update_product::api()),
-        ("restock-product", restock_product::api()),
-        ("archive-product", archive_product::api()),
-        ("create-order", create_order::api()),
-        ("list-orders", list_orders::api()),
-        ("get-order", get_order::api()),
-        ("cancel-order", cancel_order::api()),
-        ("list-all-orders", list_all_orders::api()),
-        ("openapi", openapi::api()),
+        ("register", register::LAMBDA.needs(), register::api()),
+        ("login", login::LAMBDA.needs(), login::api()),
+        ("list-products", list_products::LAMBDA.needs(), list_products::api()),
+        ("get-product", get_product::LAMBDA.needs(), get_product::api()),
+        ("create-product", create_product::LAMBDA.needs(), create_product::api()),
+        ("update-product", update_product::LAMBDA.needs(), update_product::api()),
+        ("restock-product", restock_product::LAMBDA.needs(), restock_product::api()),
+        ("archive-product", archive_product::LAMBDA.needs(), archive_product::api()),
+        ("create-order", create_order::LAMBDA.needs(), create_order::api()),
+        ("list-orders", list_orders::LAMBDA.needs(), list_orders::api()),
+        ("get-order", get_order::LAMBDA.needs(), get_order::api()),
+        ("cancel-order", cancel_order::LAMBDA.needs(), cancel_order::api()),
+        ("list-all-orders", list_all_orders::LAMBDA.needs(), list_all_orders::api()),
+        ("openapi", openapi::LAMBDA.needs(), openapi::api()),
     ]
 }
 
 /// Every HTTP function's routes on one router: the same handlers the Lambdas run.
 pub fn app(state: AppState) -> Router {
-    let routes = functions().into_iter().fold(Routes::new(), |all, (_, routes)| all.merge(routes));
+    let routes = functions().into_iter().fold(Routes::new(), |all, (_, _, routes)| all.merge(routes));
     finish(routes.with_state(state))
 }
 

@@ -19,6 +19,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use common::resources::Needs;
+
 /// Lines of one YAML block; its direct children are the lines at its smallest indent.
 #[derive(Debug, Clone)]
 struct Block<'a> {
@@ -333,63 +335,45 @@ fn reserved_concurrency_fits_the_connections_the_proxy_may_open() {
 
 // ------------------------------------------------------------------ secrets
 
-/// Which function reads which secret: the application role's credentials (DbAppSecret)
-/// every function that runs queries, the owner's (DbSecret) migrate alone (it also reads
-/// the application's, to set that role's password), the JWT key the functions that sign
-/// (login) or verify (the authenticated routes) tokens, the admin secret migrate alone.
-const SECRETS_USED: &[(&str, &[&str])] = &[
-    ("DbSecret", &["MigrateFunction"]),
-    (
-        "DbAppSecret",
-        &[
-            "RegisterFunction",
-            "LoginFunction",
-            "ListProductsFunction",
-            "GetProductFunction",
-            "CreateProductFunction",
-            "UpdateProductFunction",
-            "RestockProductFunction",
-            "ArchiveProductFunction",
-            "CreateOrderFunction",
-            "ListOrdersFunction",
-            "GetOrderFunction",
-            "CancelOrderFunction",
-            "ListAllOrdersFunction",
-            "EmailWorkerFunction",
-            "OutboxSweeperFunction",
-            "MigrateFunction",
-        ],
-    ),
-    (
-        "JwtSecret",
-        &[
-            "LoginFunction",
-            "CreateProductFunction",
-            "UpdateProductFunction",
-            "RestockProductFunction",
-            "ArchiveProductFunction",
-            "CreateOrderFunction",
-            "ListOrdersFunction",
-            "GetOrderFunction",
-            "CancelOrderFunction",
-            "ListAllOrdersFunction",
-        ],
-    ),
-    ("AdminSecret", &["MigrateFunction"]),
+/// The secrets behind `resources::Needs`: the application role's database credentials
+/// and the JWT key. What an HTTP function needs is read from its crate (`LAMBDA`, through
+/// `gamestore::functions()`), so the template follows the code.
+fn secrets_of(needs: Needs) -> BTreeSet<&'static str> {
+    [("DbAppSecret", needs.database), ("JwtSecret", needs.jwt)]
+        .into_iter()
+        .filter_map(|(secret, asked)| asked.then_some(secret))
+        .collect()
+}
+
+/// The background functions, which read their secrets outside the shared HTTP start-up:
+/// the email worker and the sweeper run queries as the application role; migrate connects
+/// as the owner (DbSecret), sets the application role's password (DbAppSecret) and creates
+/// the first admin (AdminSecret).
+const BACKGROUND_SECRETS: &[(&str, &[&str])] = &[
+    ("email-worker", &["DbAppSecret"]),
+    ("outbox-sweeper", &["DbAppSecret"]),
+    ("migrate", &["DbSecret", "DbAppSecret", "AdminSecret"]),
 ];
 
-/// Grants beyond use that the code still needs: these functions ask the shared start-up
-/// (`common::lambda::run_http`) for an `AppState`, which carries the JWT key (the auth
-/// extractors take it from there) whether or not their routes check a token. They go once
-/// the state holds the key only for the functions that ask for it. `openapi` asks for
-/// nothing, but inherits `DB_SECRET_ARN` from the template's Globals, which the local
-/// runner (devgw) needs equal for every function.
-const PENDING_CODE_CHANGE: &[(&str, &str)] = &[
-    ("JwtSecret", "RegisterFunction"),
-    ("JwtSecret", "ListProductsFunction"),
-    ("JwtSecret", "GetProductFunction"),
-    ("DbAppSecret", "OpenapiFunction"),
-];
+/// The secrets each template function reads, by logical id, from the binary it builds.
+fn secrets_used(template: &Template) -> BTreeMap<String, BTreeSet<&'static str>> {
+    let http: BTreeMap<&str, Needs> =
+        gamestore::functions().into_iter().map(|(name, needs, _)| (name, needs)).collect();
+    template
+        .functions()
+        .into_iter()
+        .map(|(id, function)| {
+            let binary = function.path(&["Metadata", "BuildProperties"]).and_then(|b| b.value("Binary"));
+            let binary = binary.unwrap_or_else(|| panic!("{id} names no binary"));
+            let used: BTreeSet<&str> = match (http.get(binary), BACKGROUND_SECRETS.iter().find(|(b, _)| *b == binary)) {
+                (Some(needs), _) => secrets_of(*needs),
+                (None, Some((_, secrets))) => secrets.iter().copied().collect(),
+                (None, None) => panic!("{id} builds {binary}, which is neither an HTTP function nor listed here"),
+            };
+            (id.to_owned(), used)
+        })
+        .collect()
+}
 
 /// The environment variable through which a function finds each secret.
 const SECRET_VARIABLES: &[(&str, &str)] = &[
@@ -402,9 +386,20 @@ const SECRET_VARIABLES: &[(&str, &str)] = &[
 /// The secrets RDS Proxy must serve: every database login a function uses.
 const PROXY_LOGINS: &[&str] = &["DbSecret", "DbAppSecret"];
 
-fn secret_problems(template: &Template) -> Vec<String> {
+/// Every secret of the template: those the functions' policies may name.
+const SECRETS: &[&str] = &["DbSecret", "DbAppSecret", "JwtSecret", "AdminSecret"];
+
+/// Problems with the secrets: a function granted, or told in its environment, a secret it
+/// does not use (or not one it uses), a secret variable in Globals (which every function
+/// gets), a login the proxy does not serve.
+fn secret_problems(template: &Template, used: &BTreeMap<String, BTreeSet<&str>>) -> Vec<String> {
     let mut problems = Vec::new();
     let globals_env = template.root.path(&["Globals", "Function", "Environment", "Variables"]);
+    for (_, variable) in SECRET_VARIABLES {
+        if globals_env.as_ref().and_then(|e| e.value(variable)).is_some() {
+            problems.push(format!("Globals tells every function {variable}"));
+        }
+    }
     let proxy = template.resources().into_iter().find(|(id, _)| *id == "DbProxy").map(|(_, p)| p);
     let proxy_auth = proxy.as_ref().and_then(|p| p.path(&["Properties", "Auth"])).map(|a| a.refs()).unwrap_or_default();
     for login in PROXY_LOGINS {
@@ -419,8 +414,9 @@ fn secret_problems(template: &Template) -> Vec<String> {
         }
         let granted = function.path(&["Properties", "Policies"]).map(|p| p.refs()).unwrap_or_default();
         let env = function.path(&["Properties", "Environment", "Variables"]);
-        for (secret, users) in SECRETS_USED {
-            let expected = users.contains(&id) || PENDING_CODE_CHANGE.contains(&(secret, id));
+        let uses = used.get(id).cloned().unwrap_or_default();
+        for secret in SECRETS {
+            let expected = uses.contains(secret);
             let has_grant = granted.contains(*secret);
             if has_grant != expected {
                 problems.push(format!("{id}: {} {secret}", if has_grant { "must not read" } else { "needs" }));
@@ -428,9 +424,12 @@ fn secret_problems(template: &Template) -> Vec<String> {
             let variable = SECRET_VARIABLES.iter().find(|(s, _)| s == secret).map(|(_, v)| *v).unwrap_or_default();
             let own = env.as_ref().and_then(|e| e.value(variable));
             let global = globals_env.as_ref().and_then(|e| e.value(variable));
-            let told = own.or(global) == Some(&*format!("!Ref {secret}"));
-            if told != has_grant {
-                problems.push(format!("{id}: {variable} and the {secret} grant disagree"));
+            let told = own.or(global).is_some();
+            if told != expected {
+                problems.push(format!(
+                    "{id}: {} {variable}",
+                    if told { "is told, and does not use," } else { "is not told" }
+                ));
             }
         }
     }
@@ -441,7 +440,7 @@ fn secret_problems(template: &Template) -> Vec<String> {
 fn each_function_reads_only_the_secrets_it_uses() {
     let text = read("infra/template.yaml");
     let template = Template { root: Block::new(&text) };
-    let problems = secret_problems(&template);
+    let problems = secret_problems(&template, &secrets_used(&template));
     assert!(problems.is_empty(), "secret grants:\n  {}", problems.join("\n  "));
 }
 
@@ -593,6 +592,9 @@ Resources:
     Properties:
       FunctionName: fixed-name
       ReservedConcurrentExecutions: !If [ReserveConcurrency, !Ref ApiConcurrency, !Ref AWS::NoValue]
+      Environment:
+        Variables:
+          JWT_SECRET_ARN: !Ref JwtSecret
       Policies:
         - Statement:
             - Effect: Allow
@@ -646,10 +648,16 @@ fn the_checks_find_what_they_look_for() {
     let over = budget_problems(&template, &env("80")).join("\n");
     assert!(over.contains("dev: reserved concurrency 81 exceeds the proxy's share 62"), "{over}");
 
-    let secrets = secret_problems(&template).join("\n");
+    let used = BTreeMap::from([
+        ("ApiFunction".to_owned(), BTreeSet::from(["DbSecret"])),
+        ("MigrateFunction".to_owned(), BTreeSet::from(["DbSecret", "AdminSecret"])),
+    ]);
+    let secrets = secret_problems(&template, &used).join("\n");
     assert!(secrets.contains("ApiFunction: must not read AdminSecret"), "{secrets}");
-    assert!(secrets.contains("ApiFunction: ADMIN_SECRET_ARN and the AdminSecret grant disagree"), "{secrets}");
     assert!(secrets.contains("MigrateFunction: needs AdminSecret"), "{secrets}");
+    assert!(secrets.contains("Globals tells every function DB_SECRET_ARN"), "{secrets}");
+    assert!(secrets.contains("ApiFunction: is told, and does not use, JWT_SECRET_ARN"), "{secrets}");
+    assert!(secrets.contains("MigrateFunction: is not told ADMIN_SECRET_ARN"), "{secrets}");
     assert!(secrets.contains("DbProxy does not serve the DbAppSecret login"), "{secrets}");
 
     let names = name_problems(&template, "").join("\n");

@@ -8,8 +8,12 @@ use axum::http::StatusCode;
 use common::auth::Admin;
 use common::domain::{ProductId, required};
 use common::http::Routes;
+use common::lambda::{HttpFunction, Needs};
 use common::store::products;
 use common::{AppError, AppState};
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

@@ -8,8 +8,13 @@ use axum::{Json, Router};
 use common::auth::Caller;
 use common::domain::{OrderId, Role, required};
 use common::http::Routes;
+use common::lambda::{HttpFunction, Needs, QueueNeed};
 use common::store::orders::{self, Canceller, Order};
 use common::{AppError, AppState, outbox};
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+/// Cancel publishes the cancellation mail after commit, when a queue is configured.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

@@ -8,11 +8,16 @@ use common::auth::Caller;
 use common::domain::{OrderLine, OrderLines, ProductId, Quantity, optional, required};
 use common::http::Routes;
 use common::http::{ApiJson, Idempotency, created, integer};
+use common::lambda::{HttpFunction, Needs, QueueNeed};
 use common::metrics::{self, Metric};
 use common::store::StoreError;
 use common::store::orders::{self, Order};
 use common::{AppError, AppState, outbox};
 use serde::{Deserialize, Serialize};
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+/// Create-order publishes the confirmation mail after commit, when a queue is configured.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

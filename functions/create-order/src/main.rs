@@ -1,7 +1,6 @@
-use common::lambda::{Error, Needs, QueueNeed, run_http};
+use common::lambda::{Error, run_http};
 
-/// Create-order publishes the confirmation mail after commit, when a queue is configured.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt().queue(QueueNeed::IfConfigured), create_order::api).await
+    run_http(create_order::LAMBDA).await
 }

@@ -7,9 +7,13 @@ use common::auth::Admin;
 use common::domain::{Cents, Description, ProductName, Sku, Stock, optional, required};
 use common::http::Routes;
 use common::http::{ApiJson, integer};
+use common::lambda::{HttpFunction, Needs};
 use common::store::products::{self, NewProduct, Product};
 use common::{AppError, AppState};
 use serde::Deserialize;
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

@@ -1,6 +1,6 @@
-use common::lambda::{Error, Needs, run_http};
+use common::lambda::{Error, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), create_product::api).await
+    run_http(create_product::LAMBDA).await
 }

@@ -6,8 +6,12 @@ use axum::{Json, Router};
 use common::auth::Caller;
 use common::domain::{OrderId, Role, required};
 use common::http::Routes;
+use common::lambda::{HttpFunction, Needs};
 use common::store::orders::{self, Order};
 use common::{AppError, AppState};
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

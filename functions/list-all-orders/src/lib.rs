@@ -8,9 +8,13 @@ use common::auth::Admin;
 use common::domain::{OrderStatus, optional};
 use common::http::Routes;
 use common::http::{Page, PathPrefix};
+use common::lambda::{HttpFunction, Needs};
 use common::store::orders;
 use common::{AppError, AppState};
 use serde::Deserialize;
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

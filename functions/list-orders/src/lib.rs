@@ -6,8 +6,12 @@ use axum::response::Response;
 use common::auth::Caller;
 use common::http::Routes;
 use common::http::{Page, PathPrefix};
+use common::lambda::{HttpFunction, Needs};
 use common::store::orders;
 use common::{AppError, AppState};
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

@@ -1,6 +1,6 @@
-use common::lambda::{Error, Needs, run_http};
+use common::lambda::{Error, run_http};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::DATABASE.jwt(), list_orders::api).await
+    run_http(list_orders::LAMBDA).await
 }

@@ -4,23 +4,37 @@
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::response::Response;
 use common::domain::{Cents, Invalid, ProductSort, SearchText, optional, parse_integer};
 use common::http::Routes;
 use common::http::{Page, PathPrefix};
+use common::lambda::{HttpFunction, Needs};
+use common::state::NoKey;
 use common::store::products::{self, Filter, Position, Start};
 use common::{AppError, AppState};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+/// This function on Lambda (its `main` runs it). It neither signs nor verifies tokens, so it
+/// asks for the database only, and its state holds no key.
+pub const LAMBDA: HttpFunction<AppState<NoKey>> = HttpFunction::new(Needs::DATABASE, api);
+
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.
-pub fn api() -> Routes<AppState> {
+pub fn api<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AppState<NoKey>: FromRef<S>,
+{
     Routes::new().get("/api/v1/products", list_products)
 }
 
-pub fn routes(state: AppState) -> Router {
+pub fn routes<S>(state: S) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    AppState<NoKey>: FromRef<S>,
+{
     api().with_state(state)
 }
 
@@ -40,7 +54,7 @@ struct CatalogueQuery {
 }
 
 async fn list_products(
-    State(state): State<AppState>,
+    State(state): State<AppState<NoKey>>,
     PathPrefix(prefix): PathPrefix,
     page: Page,
     query: Result<Query<CatalogueQuery>, QueryRejection>,

@@ -10,11 +10,15 @@ use common::auth::verify_password;
 use common::domain::{Email, Password, required};
 use common::http::Routes;
 use common::http::{ApiJson, ClientIp};
+use common::lambda::{HttpFunction, Needs};
 use common::metrics::{self, Metric};
 use common::store::users;
 use common::throttle::LoginAttempt;
 use common::{AppError, AppState};
 use serde::{Deserialize, Serialize};
+
+/// This function on Lambda (its `main` runs it): the database and the key it signs tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

@@ -9,8 +9,13 @@ use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use common::AppError;
 use common::http::Routes;
+use common::lambda::{HttpFunction, Needs};
 
 const DOCUMENT: &str = include_str!("../openapi.json");
+
+/// This function on Lambda (its `main` runs it): the contract and the `$default` route take
+/// no state, so it reads no secret and opens no pool.
+pub const LAMBDA: HttpFunction<()> = HttpFunction::new(Needs::NOTHING, api::<()>);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them. They take any state and use none: no pool, no secret.

@@ -1,7 +1,6 @@
-use common::lambda::{Error, Needs, run_http};
+use common::lambda::{Error, run_http};
 
-/// The contract and the `$default` route: no state, so no pool and no secret.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    run_http(Needs::NOTHING, openapi::api::<()>).await
+    run_http(openapi::LAMBDA).await
 }

@@ -1,24 +1,40 @@
 //! POST /api/v1/auth/register: creates a user account and queues its welcome email.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::response::Response;
 use common::auth::hash_password;
 use common::domain::{Email, Password, required};
 use common::http::Routes;
 use common::http::{ApiJson, ClientIp, Idempotency, created};
+use common::lambda::{HttpFunction, Needs, QueueNeed};
 use common::metrics::{self, Metric};
+use common::state::NoKey;
 use common::store::users::{self, RegistrationKey, User};
 use common::{AppError, AppState, db, outbox, throttle};
 use serde::{Deserialize, Serialize};
 
+/// This function on Lambda (its `main` runs it). It neither signs nor verifies tokens, so it
+/// asks for the database only, and its state holds no key.
+/// Register publishes the welcome email after commit, when a queue is configured.
+pub const LAMBDA: HttpFunction<AppState<NoKey>> =
+    HttpFunction::new(Needs::DATABASE.queue(QueueNeed::IfConfigured), api);
+
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.
-pub fn api() -> Routes<AppState> {
+pub fn api<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AppState<NoKey>: FromRef<S>,
+{
     Routes::new().post("/api/v1/auth/register", register)
 }
 
-pub fn routes(state: AppState) -> Router {
+pub fn routes<S>(state: S) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    AppState<NoKey>: FromRef<S>,
+{
     api().with_state(state)
 }
 
@@ -43,7 +59,7 @@ struct Registered {
 /// the mail cannot be lost between them and a retried registration replays the first;
 /// publishing happens after commit and its failure is left to the sweeper.
 async fn register(
-    State(state): State<AppState>,
+    State(state): State<AppState<NoKey>>,
     ClientIp(ip): ClientIp,
     Idempotency(key): Idempotency,
     ApiJson(body): ApiJson<RegisterRequest>,

@@ -6,9 +6,13 @@ use axum::{Json, Router};
 use common::auth::Admin;
 use common::domain::{ProductId, StockDelta, StockReason, required};
 use common::http::{ApiJson, Routes, integer};
+use common::lambda::{HttpFunction, Needs};
 use common::store::{products, stock};
 use common::{AppError, AppState};
 use serde::Deserialize;
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.

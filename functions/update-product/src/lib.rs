@@ -7,10 +7,14 @@ use axum::response::Response;
 use common::auth::Admin;
 use common::domain::{Cents, Description, ProductId, ProductName, Sku, optional, required};
 use common::http::{ApiJson, IfMatch, Routes, integer, versioned};
+use common::lambda::{HttpFunction, Needs};
 use common::store::products::{self, Changes};
 use common::{AppError, AppState};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+
+/// This function on Lambda (its `main` runs it): the database and the key it verifies tokens with.
+pub const LAMBDA: HttpFunction<AppState> = HttpFunction::new(Needs::DATABASE.jwt(), api);
 
 /// This function's routes, named once: the local server, the Lambda entry and the
 /// template drift test read them.
