@@ -60,41 +60,32 @@ pub trait Executor: Sync {
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a;
 }
 
-impl Executor for tokio_postgres::Client {
-    fn query_typed<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
-        metrics::timed(Metric::DatabaseTime, tokio_postgres::Client::query_typed(self, sql, params))
-    }
+/// The same timing for both of tokio-postgres' statement runners, which share no trait but
+/// `GenericClient` (the one whose boxed futures this avoids).
+macro_rules! timed_executor {
+    ($runner:ty) => {
+        impl Executor for $runner {
+            fn query_typed<'a>(
+                &'a self,
+                sql: &'a str,
+                params: Params<'a>,
+            ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
+                metrics::timed(Metric::DatabaseTime, <$runner>::query_typed(self, sql, params))
+            }
 
-    fn execute_typed<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
-        metrics::timed(Metric::DatabaseTime, tokio_postgres::Client::execute_typed(self, sql, params))
-    }
+            fn execute_typed<'a>(
+                &'a self,
+                sql: &'a str,
+                params: Params<'a>,
+            ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+                metrics::timed(Metric::DatabaseTime, <$runner>::execute_typed(self, sql, params))
+            }
+        }
+    };
 }
 
-impl Executor for tokio_postgres::Transaction<'_> {
-    fn query_typed<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
-        metrics::timed(Metric::DatabaseTime, tokio_postgres::Transaction::query_typed(self, sql, params))
-    }
-
-    fn execute_typed<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
-        metrics::timed(Metric::DatabaseTime, tokio_postgres::Transaction::execute_typed(self, sql, params))
-    }
-}
+timed_executor!(tokio_postgres::Client);
+timed_executor!(tokio_postgres::Transaction<'_>);
 
 /// `BEGIN` on `client`, timed as `DatabaseTime` like the statements that follow.
 pub async fn begin(client: &mut Object) -> Result<Transaction<'_>, Error> {
