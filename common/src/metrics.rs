@@ -147,6 +147,12 @@ impl Correlation {
 }
 
 impl Correlation {
+    /// The request id and trace id of `caused_by`, as the outbox row stores them (none
+    /// outside a request).
+    pub fn ids(caused_by: Option<&Self>) -> (Option<&str>, Option<&str>) {
+        (caused_by.map(|c| c.request_id.as_str()), caused_by.map(|c| c.trace_id.as_str()))
+    }
+
     /// New ids, for work no request started (the local worker's batches).
     pub fn generated() -> Self {
         Self::new(uuid::Uuid::new_v4().to_string(), None)

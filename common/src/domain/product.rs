@@ -34,14 +34,7 @@ impl ProductName {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(raw: String) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
-            return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
-        }
-        if name.chars().any(char::is_control) {
-            return invalid("must not contain control characters");
-        }
-        Ok(Self(name.to_owned()))
+        one_line(&raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -220,17 +213,22 @@ impl StockReason {
     pub const MAX_CHARS: usize = 500;
 
     pub fn parse(raw: String) -> Result<Self, Invalid> {
-        let reason = raw.trim();
-        if reason.is_empty() || reason.chars().count() > Self::MAX_CHARS {
-            return invalid(format!("must be 1 to {} characters", Self::MAX_CHARS));
-        }
-        if reason.chars().any(char::is_control) {
-            return invalid("must not contain control characters");
-        }
-        Ok(Self(reason.to_owned()))
+        one_line(&raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A required line of text: trimmed, 1 to `max` characters, no control characters.
+fn one_line(raw: &str, max: usize) -> Result<String, Invalid> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > max {
+        return invalid(format!("must be 1 to {max} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return invalid("must not contain control characters");
+    }
+    Ok(text.to_owned())
 }

@@ -99,7 +99,7 @@ pub async fn place(
         lines.iter().map(|l| format!("{}x{}", l.product_id.get(), l.quantity.get())).collect::<Vec<_>>().join(",");
     let key = key.map(IdempotencyKey::as_str);
     let caused_by = metrics::correlation();
-    let (request_id, trace_id) = correlation_ids(caused_by.as_ref());
+    let (request_id, trace_id) = Correlation::ids(caused_by.as_ref());
     let client = pool.get().await?;
     let mut attempt = 1;
     let mut in_order = false;
@@ -153,7 +153,7 @@ fn message(row: &Row, kind: &str, caused_by: Option<&Correlation>) -> Result<Opt
     let Some(id) = row.try_get::<_, Option<i64>>("message_id")? else { return Ok(None) };
     let payload: String = row.try_get("message_payload")?;
     let payload = serde_json::from_str(&payload).map_err(StoreError::unexpected)?;
-    let (request_id, trace_id) = correlation_ids(caused_by);
+    let (request_id, trace_id) = Correlation::ids(caused_by);
     Ok(Some(OutboxMessage {
         id,
         kind: kind.to_owned(),
@@ -162,12 +162,6 @@ fn message(row: &Row, kind: &str, caused_by: Option<&Correlation>) -> Result<Opt
         request_id: request_id.map(str::to_owned),
         trace_id: trace_id.map(str::to_owned),
     }))
-}
-
-/// The ids of the request that writes a mail's outbox row (none outside a request), which
-/// the row and the queue message carry to the email worker's log lines.
-fn correlation_ids(caused_by: Option<&Correlation>) -> (Option<&str>, Option<&str>) {
-    (caused_by.map(|c| c.request_id.as_str()), caused_by.map(|c| c.trace_id.as_str()))
 }
 
 /// Order `id` with its lines, if it exists and, with `owner`, is that user's.
@@ -209,7 +203,7 @@ pub async fn cancel(db: &impl Executor, id: OrderId, by: Canceller) -> Result<Ca
     };
     let window_secs = window.as_secs_f64();
     let caused_by = metrics::correlation();
-    let (request_id, trace_id) = correlation_ids(caused_by.as_ref());
+    let (request_id, trace_id) = Correlation::ids(caused_by.as_ref());
     let rows = db
         .query_typed(
             "SELECT * FROM cancel_order($1, $2, $3, make_interval(secs => $4), $5, $6)",

@@ -36,8 +36,7 @@ pub async fn insert(
     caused_by: Option<&Correlation>,
 ) -> Result<OutboxMessage, StoreError> {
     let payload = payload.to_string();
-    let request_id = caused_by.map(|c| c.request_id.as_str());
-    let trace_id = caused_by.map(|c| c.trace_id.as_str());
+    let (request_id, trace_id) = Correlation::ids(caused_by);
     let rows = db
         .query_typed(
             &format!(
