@@ -53,31 +53,12 @@ pub struct Placed {
     pub confirmation: Option<OutboxMessage>,
 }
 
-/// `place_order`, and in the same statement (so the same transaction, and still one round
-/// trip) the confirmation mail's outbox row for a new order; a replay writes none. The
-/// outer query does not see the rows the function inserts (its snapshot is older), so a
-/// new order's status is `placed` by default; a replayed one's is read, as it may have been
-/// cancelled since. The outbox row is written after the stock, while its locks are held:
-/// one INSERT on no shared row.
+/// `place_order`, with the confirmation mail's outbox row for a new order written by the
+/// function in the same transaction (one round trip); a replay writes none.
 const PLACE_SQL: &str = "\
-    WITH placed AS (SELECT * FROM place_order($1, $2, $3, $4, $5, $6)), \
-         mail AS ( \
-           INSERT INTO outbox (kind, payload, request_id, trace_id) \
-           SELECT $7, jsonb_build_object('to', u.email, 'order_id', l.order_id, 'total', l.total, 'lines', l.lines), \
-                  $8, $9 \
-             FROM (SELECT min(p.order_id) AS order_id, sum(p.quantity::BIGINT * p.unit_price)::BIGINT AS total, \
-                          jsonb_agg(jsonb_build_object('product_id', p.product_id, 'name', pr.name, \
-                                                       'quantity', p.quantity, 'unit_price', p.unit_price) \
-                                    ORDER BY p.product_id) AS lines \
-                     FROM placed p JOIN products pr ON pr.id = p.product_id WHERE NOT p.replayed) l \
-             JOIN users u ON u.id = $1 \
-            WHERE l.order_id IS NOT NULL \
-           RETURNING id, payload::TEXT AS payload, (extract(epoch FROM created_at) * 1000)::BIGINT AS created_ms) \
-    SELECT p.order_id, p.created_at, coalesce(o.status, 'placed') AS status, p.product_id, p.quantity, \
-           p.unit_price, p.replayed, mail.id AS message_id, mail.payload AS message_payload, \
-           mail.created_ms AS message_created_ms \
-      FROM placed p LEFT JOIN orders o ON o.id = p.order_id LEFT JOIN mail ON TRUE \
-     ORDER BY p.product_id";
+    SELECT order_id, created_at, status, product_id, quantity, unit_price, replayed, \
+           message_id, message_payload, message_created_ms \
+      FROM place_order($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Places an order in one statement (one round trip, its own transaction): unknown
 /// product is [`StoreError::NotFound`], too little stock [`StoreError::OutOfStock`], a

@@ -241,3 +241,53 @@ async fn a_contended_product_is_split_and_the_stock_adds_up() {
     // 99 units spread over 16 buckets (6 or 7 each), then one of them sold.
     assert!(low >= 5 && high <= 7, "buckets between {low} and {high}");
 }
+
+/// During a rollout, and for good after a rollback, the previous releases call the older
+/// forms of `place_order` (migrations/README.md): the release before the nine-argument form
+/// writes the confirmation's outbox row in its own statement around the six-argument form,
+/// the one before V6 calls the five-argument form and writes no mail. Each still places
+/// one order, takes its stock, and gets one confirmation row or none, never two.
+#[tokio::test]
+async fn the_previous_releases_order_statements_still_place_one_order_and_one_mail() {
+    const PREVIOUS: &str = "\
+        WITH placed AS (SELECT * FROM place_order($1, $2, $3, NULL, $4, FALSE)), \
+             mail AS ( \
+               INSERT INTO outbox (kind, payload, request_id, trace_id) \
+               SELECT 'order_confirmation', jsonb_build_object('to', u.email, 'order_id', l.order_id, \
+                      'total', l.total, 'lines', l.lines), NULL, NULL \
+                 FROM (SELECT min(p.order_id) AS order_id, sum(p.quantity::BIGINT * p.unit_price)::BIGINT AS total, \
+                              jsonb_agg(jsonb_build_object('product_id', p.product_id, 'name', pr.name, \
+                                                           'quantity', p.quantity, 'unit_price', p.unit_price) \
+                                        ORDER BY p.product_id) AS lines \
+                         FROM placed p JOIN products pr ON pr.id = p.product_id WHERE NOT p.replayed) l \
+                 JOIN users u ON u.id = $1 \
+                WHERE l.order_id IS NOT NULL \
+               RETURNING id) \
+        SELECT p.order_id, p.unit_price, mail.id AS message_id FROM placed p LEFT JOIN mail ON TRUE";
+    let app = TestApp::spawn().await;
+    let product = app.product("PREV-1", 700, 5).await;
+    let user: i64 = app
+        .query_one("INSERT INTO users (email, password_hash) VALUES ('prev@example.com', 'x') RETURNING id", &[])
+        .await;
+    let client = app.pool().get().await.expect("connection");
+
+    let rows = client
+        .query(PREVIOUS, &[&user, &vec![product], &vec![2_i32], &format!("{product}x2")])
+        .await
+        .expect("the previous release's statement");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i64>("unit_price"), 700);
+    assert!(rows[0].get::<_, Option<i64>>("message_id").is_some());
+    let rows = client
+        .query("SELECT * FROM place_order($1, $2, $3, NULL, $4)", &[&user, &vec![product], &vec![1_i32], &"x"])
+        .await
+        .expect("the five-argument form");
+    assert_eq!(rows.len(), 1);
+
+    assert_eq!(app.count("orders").await, 2);
+    assert_eq!(app.stock(product).await, 2);
+    let mails: i64 = app.query_one("SELECT count(*) FROM outbox WHERE kind = 'order_confirmation'", &[]).await;
+    assert_eq!(mails, 1, "the previous release writes its own row, the function none");
+    let total: i64 = app.query_one("SELECT (payload->>'total')::BIGINT FROM outbox", &[]).await;
+    assert_eq!(total, 1400);
+}
