@@ -21,6 +21,23 @@ pub struct Options {
     pub warm: usize,
 }
 
+/// Replaced in the event text by the invocation's own number, and its source address
+/// (`requestContext.http.sourceIp`) moved to a network of its own: what a create or a
+/// registration needs to succeed every time rather than price its 409 or 429.
+const SEQUENCE: &str = "REPLACE_WITH_SEQUENCE";
+
+/// The event of invocation `n`.
+fn numbered(event: &str, n: usize) -> Result<Value, Error> {
+    if !event.contains(SEQUENCE) {
+        return Ok(serde_json::from_str(event)?);
+    }
+    let mut event: Value = serde_json::from_str(&event.replace(SEQUENCE, &n.to_string()))?;
+    if let Some(ip) = event.pointer_mut("/requestContext/http/sourceIp") {
+        *ip = Value::String(format!("10.{}.{}.1", (n >> 8) & 0xff, n & 0xff));
+    }
+    Ok(event)
+}
+
 /// How long the function may stay silent before the run fails.
 const SILENCE: Duration = Duration::from_secs(10);
 
@@ -92,7 +109,8 @@ impl Env {
 pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
     let function = opts.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "function".into());
     let size = std::fs::metadata(&opts.bin)?.len();
-    let event: Value = serde_json::from_str(&opts.event)?;
+    let mut invocations = 0..;
+    let mut next_event = || numbered(&opts.event, invocations.next().unwrap_or_default());
     let mut cold_us = Vec::new();
     let mut rss_kb = Vec::new();
     let mut first_status = Vec::new();
@@ -102,7 +120,7 @@ pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
         let mut env = start(&opts.bin, &function).await?;
         let first_next = env.wait_next().await?;
         cold_us.push((first_next - env.spawned).as_micros() as u64);
-        let (_, status) = env.invoke(0, &event).await?;
+        let (_, status) = env.invoke(0, &next_event()?).await?;
         first_status.push(status);
         env.wait_next().await?;
         if let Some(kb) = env.rss_kb() {
@@ -111,7 +129,7 @@ pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
         // Warm invocations in the last environment only: one environment, one request at a time.
         if i + 1 == opts.starts.max(1) {
             for n in 0..opts.warm {
-                let (lat, status) = env.invoke(n + 1, &event).await?;
+                let (lat, status) = env.invoke(n + 1, &next_event()?).await?;
                 warm_us.push(lat.as_micros() as u64);
                 *warm_statuses.entry(status).or_default() += 1;
                 env.wait_next().await?;

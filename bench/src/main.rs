@@ -58,7 +58,8 @@ enum Cmd {
     Lambda {
         #[arg(long)]
         bin: PathBuf,
-        /// API Gateway v2 event; REPLACE_WITH_USER_TOKEN / REPLACE_WITH_ADMIN_TOKEN are filled in.
+        /// API Gateway v2 event; REPLACE_WITH_USER_TOKEN / REPLACE_WITH_ADMIN_TOKEN are filled
+        /// in, and REPLACE_WITH_SEQUENCE with a number of its own in every invocation.
         #[arg(long)]
         event: PathBuf,
         #[arg(long, default_value_t = 20)]

@@ -30,7 +30,12 @@ CREATE OR REPLACE FUNCTION place_order(p_user_id BIGINT, p_product_ids BIGINT[],
 RETURNS TABLE (order_id BIGINT, created_at TIMESTAMPTZ, status TEXT, product_id BIGINT, quantity INT,
                unit_price BIGINT, replayed BOOLEAN, message_id BIGINT, message_payload TEXT,
                message_created_ms BIGINT)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Every statement below (and in the functions it calls) finds its rows by key: the generic
+-- plan is the custom plan. Left to choose, Postgres kept planning several of them again on
+-- every call, a fifth of the database's CPU per order (bench/README.md, session 7).
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
     v_prices      BIGINT[];
