@@ -348,14 +348,7 @@ if [ "${BENCH_SKIP_LAMBDA:-0}" != 1 ]; then
         ;;
       outbox-sweeper) fn_env=(QUEUE_URL=http://127.0.0.1:9/000000000000/bench) ;;
     esac
-    if [ ! -f "$event" ]; then
-      # No fixture: the list-products event pointed at this function's GET route.
-      route=$(sed -n 's/.*\.get("\(\/api\/[^"]*\)".*/\1/p' "functions/$fn/src/lib.rs" | head -n 1)
-      [ -n "$route" ] || die "no event fixture and no route found for $fn"
-      event=$run/lambda-$fn.event.json
-      jq --arg p "$route" '.rawPath = $p | .requestContext.http.path = $p | .rawQueryString = ""
-        | .headers.authorization = "Bearer REPLACE_WITH_USER_TOKEN"' events/list-products.json >"$event"
-    fi
+    [ -f "$event" ] || die "no event fixture for $fn: add events/$fn.json (the tests and this bench invoke it)"
     env ${fn_env[@]+"${fn_env[@]}"} DATABASE_URL="$(db_url gs_lambda)" "$loadgen" lambda --bin "$target/$fn" --event "$event" \
       --starts "$STARTS" --warm "$warm" --user-token "$user_token" --admin-token "$admin_token" \
       >"$run/lambda/$fn.json"
@@ -386,7 +379,7 @@ if [ "${BENCH_NO_README:-0}" != 1 ]; then
     echo "(the Go seed's SQL replayed with pgbench) on one fresh PostgreSQL, in alternating rounds;"
     echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
     echo "all numbers in [bench/results/latest.json](bench/results/latest.json). From a fresh clone it"
-    echo "takes about $(((elapsed_so_far + 60) / 60)) minutes here after the release build. The targets are issue 18's, each a"
+    echo "takes about $(((elapsed_so_far + 60) / 60)) minutes here, its release build included. The targets are issue 18's, each a"
     echo "ratio inside the run; bench/README.md (Findings, session 7) shows, for each one missed, which"
     echo "part of its CPU budget cannot move and why. Latest run:"
     echo
