@@ -219,3 +219,28 @@ async fn a_panicking_handler_answers_500_json_through_its_lambda() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["code"], "internal_error", "{body}");
 }
+
+/// `events/<function>.json` exists for every HTTP function and is a request its routes
+/// serve (method and a path matching one of its templates): developers invoke them with
+/// `cargo lambda invoke`, and `make bench` prices each function with its own.
+#[test]
+fn every_http_function_has_a_fixture_for_one_of_its_routes() {
+    let matches = |template: &str, path: &str| {
+        let (template, path): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+        template.len() == path.len()
+            && template.iter().zip(&path).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+    };
+    for (name, _, routes) in gamestore::functions() {
+        let event = fixture(name);
+        let method = event["requestContext"]["http"]["method"].as_str().unwrap_or_default();
+        // A named stage leads the raw path, as API Gateway sends it.
+        let stage = format!("/{}", event["requestContext"]["stage"].as_str().unwrap_or_default());
+        let raw = event["rawPath"].as_str().unwrap_or_default();
+        let path = raw.strip_prefix(stage.as_str()).unwrap_or(raw);
+        assert!(
+            routes.table().iter().any(|(m, template)| m.as_str() == method && matches(template, path)),
+            "events/{name}.json sends {method} {path}, which {name} does not serve: {:?}",
+            routes.table()
+        );
+    }
+}
