@@ -28,9 +28,6 @@ const SEQUENCE: &str = "REPLACE_WITH_SEQUENCE";
 
 /// The event of invocation `n`.
 fn numbered(event: &str, n: usize) -> Result<Value, Error> {
-    if !event.contains(SEQUENCE) {
-        return Ok(serde_json::from_str(event)?);
-    }
     let mut event: Value = serde_json::from_str(&event.replace(SEQUENCE, &n.to_string()))?;
     if let Some(ip) = event.pointer_mut("/requestContext/http/sourceIp") {
         *ip = Value::String(format!("10.{}.{}.1", (n >> 8) & 0xff, n & 0xff));
@@ -79,9 +76,9 @@ impl Env {
     }
 
     /// Hands out one event and waits for its answer: (latency, HTTP status in the answer).
-    async fn invoke(&mut self, id: usize, event: &Value) -> Result<(Duration, u16), Error> {
+    async fn invoke(&mut self, id: usize, event: Value) -> Result<(Duration, u16), Error> {
         let sent = Instant::now();
-        self.runtime.invoke(&format!("bench-{id}"), event.clone());
+        self.runtime.invoke(&format!("bench-{id}"), event);
         let Answer { id, body, at } = match tokio::time::timeout(SILENCE, self.runtime.answers.recv()).await {
             Ok(Some(answer)) => answer,
             Ok(None) => return Err("fake Runtime API closed".into()),
@@ -109,8 +106,14 @@ impl Env {
 pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
     let function = opts.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "function".into());
     let size = std::fs::metadata(&opts.bin)?.len();
+    // Parsed once, unless each invocation gets its own number.
+    let fixed: Option<Value> =
+        if opts.event.contains(SEQUENCE) { None } else { Some(serde_json::from_str(&opts.event)?) };
     let mut invocations = 0..;
-    let mut next_event = || numbered(&opts.event, invocations.next().unwrap_or_default());
+    let mut next_event = || match &fixed {
+        Some(event) => Ok(event.clone()),
+        None => numbered(&opts.event, invocations.next().unwrap_or_default()),
+    };
     let mut cold_us = Vec::new();
     let mut rss_kb = Vec::new();
     let mut first_status = Vec::new();
@@ -120,7 +123,7 @@ pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
         let mut env = start(&opts.bin, &function).await?;
         let first_next = env.wait_next().await?;
         cold_us.push((first_next - env.spawned).as_micros() as u64);
-        let (_, status) = env.invoke(0, &next_event()?).await?;
+        let (_, status) = env.invoke(0, next_event()?).await?;
         first_status.push(status);
         env.wait_next().await?;
         if let Some(kb) = env.rss_kb() {
@@ -129,7 +132,7 @@ pub async fn run(opts: Options) -> Result<serde_json::Value, Error> {
         // Warm invocations in the last environment only: one environment, one request at a time.
         if i + 1 == opts.starts.max(1) {
             for n in 0..opts.warm {
-                let (lat, status) = env.invoke(n + 1, &next_event()?).await?;
+                let (lat, status) = env.invoke(n + 1, next_event()?).await?;
                 warm_us.push(lat.as_micros() as u64);
                 *warm_statuses.entry(status).or_default() += 1;
                 env.wait_next().await?;

@@ -28,7 +28,7 @@ use crate::metrics::{self, Correlation};
 pub use headers::{ClientIp, Idempotency, IfMatch, created, versioned};
 pub use json::{ApiJson, integer};
 pub use page::{Page, PathPrefix};
-pub use routes::Routes;
+pub use routes::{Routes, matches_template};
 
 use crate::config;
 use crate::error::AppError;

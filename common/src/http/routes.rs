@@ -77,6 +77,19 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 }
 
+/// Whether `path` is an instance of `template`, whose `{name}` segments take any
+/// non-empty segment: what API Gateway and the router match a route's path with.
+pub fn matches_template(template: &str, path: &str) -> bool {
+    let (mut template, mut path) = (template.split('/'), path.split('/'));
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -109,5 +122,15 @@ mod tests {
             };
             assert_eq!(response.map(|r| r.status()).ok(), Some(status), "{method} {path}");
         }
+    }
+
+    #[test]
+    fn paths_match_their_templates_segment_by_segment() {
+        assert!(matches_template("/api/v1/products/{id}", "/api/v1/products/7"));
+        assert!(matches_template("/api/v1/orders", "/api/v1/orders"));
+        assert!(!matches_template("/api/v1/products/{id}", "/api/v1/products/"));
+        assert!(!matches_template("/api/v1/products/{id}", "/api/v1/products/7/x"));
+        assert!(!matches_template("/api/v1/orders", "/api/v1/orders/7"));
+        assert!(!matches_template("/api/v1/orders", "/api/v1/order"));
     }
 }

@@ -7,6 +7,7 @@ use axum::body::to_bytes;
 use base64::prelude::{BASE64_STANDARD, Engine};
 use common::AppState;
 use common::domain::Role;
+use common::http::matches_template;
 use http::StatusCode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -225,11 +226,6 @@ async fn a_panicking_handler_answers_500_json_through_its_lambda() {
 /// `cargo lambda invoke`, and `make bench` prices each function with its own.
 #[test]
 fn every_http_function_has_a_fixture_for_one_of_its_routes() {
-    let matches = |template: &str, path: &str| {
-        let (template, path): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
-        template.len() == path.len()
-            && template.iter().zip(&path).all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
-    };
     for (name, _, routes) in gamestore::functions() {
         let event = fixture(name);
         let method = event["requestContext"]["http"]["method"].as_str().unwrap_or_default();
@@ -238,7 +234,7 @@ fn every_http_function_has_a_fixture_for_one_of_its_routes() {
         let raw = event["rawPath"].as_str().unwrap_or_default();
         let path = raw.strip_prefix(stage.as_str()).unwrap_or(raw);
         assert!(
-            routes.table().iter().any(|(m, template)| m.as_str() == method && matches(template, path)),
+            routes.table().iter().any(|(m, template)| m.as_str() == method && matches_template(template, path)),
             "events/{name}.json sends {method} {path}, which {name} does not serve: {:?}",
             routes.table()
         );
