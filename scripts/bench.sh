@@ -380,7 +380,7 @@ if [ "${BENCH_NO_README:-0}" != 1 ]; then
     echo "method, knobs and the analysis of each target are in [bench/README.md](bench/README.md),"
     echo "all numbers in [bench/results/latest.json](bench/results/latest.json). From a fresh clone it"
     echo "takes about $(((elapsed_so_far + 60) / 60)) minutes here, its release build included. The targets are issue 18's, each a"
-    echo "ratio inside the run; bench/README.md (Findings, session 7) shows, for each one missed, which"
+    echo "ratio inside the run; bench/README.md (Findings, sessions 7 and 8) shows, for each one missed, which"
     echo "part of its CPU budget cannot move and why. Latest run:"
     echo
     cat "$run/table.md"
